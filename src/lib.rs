@@ -1,0 +1,12 @@
+//! fsverity-fuse: Linux fs-verity for any filesystem, through FUSE.
+//!
+//! - [`format`]: the fs-verity format (descriptor, tree geometry, digests), byte-exact
+//!   with the kernel and fsverity-utils;
+//! - [`merkle`]: streaming tree construction and block verification into
+//!   [`merkle::VerifiedBytes`];
+//! - [`cli`]: the `fsverity-fuse` command line.
+
+pub mod cli;
+pub mod format;
+pub mod merkle;
+mod sys;

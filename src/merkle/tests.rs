@@ -1,0 +1,189 @@
+//! Builder and verifier against a deliberately naive whole-file reference.
+//! (Known answers from fsverity-utils live in tests/known_answers.rs.)
+
+use std::sync::Arc;
+
+use super::*;
+use crate::format::{BlockHasher, HashAlgorithm, HashValue, TreeParams};
+
+/// The textbook construction: hash every level in memory, then concatenate
+/// levels root first.
+fn reference(data: &[u8], params: &TreeParams) -> (HashValue, Vec<u8>) {
+    let bs = params.block_size();
+    let h = BlockHasher::new(params.algorithm(), params.salt());
+    if data.is_empty() {
+        return (
+            HashValue::zeroed(params.algorithm().digest_size()),
+            Vec::new(),
+        );
+    }
+    let pad = |v: &[u8]| {
+        let mut v = v.to_vec();
+        v.resize(v.len().div_ceil(bs) * bs, 0);
+        v
+    };
+    let mut level = pad(data);
+    let mut levels = Vec::new();
+    loop {
+        let hashes: Vec<u8> = level
+            .chunks(bs)
+            .flat_map(|b| h.hash(b).as_bytes().to_vec())
+            .collect();
+        if level.len() == bs {
+            levels.reverse();
+            return (HashValue::from_slice(&hashes), levels.concat());
+        }
+        level = pad(&hashes);
+        levels.push(level.clone());
+    }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn build(data: &[u8], params: &TreeParams, threads: usize) -> (crate::format::Descriptor, Vec<u8>) {
+    let mut sink = VecSink::default();
+    let d = build_tree(&data, params, &mut sink, BuildOptions { threads }).expect("build");
+    (d, sink.0)
+}
+
+#[test]
+fn builder_matches_reference() {
+    let cases = [
+        (HashAlgorithm::Sha256, 4096, &b""[..]),
+        (HashAlgorithm::Sha512, 1024, &b"salty"[..]),
+        (HashAlgorithm::Blake3, 1024, &[1u8; 32][..]),
+        (HashAlgorithm::Sha256, 1024, &[][..]),
+    ];
+    for (alg, bs, salt) in cases {
+        let params = TreeParams::new(alg, bs, salt).expect("params");
+        let hpb = bs as usize / alg.digest_size();
+        for size in [
+            0,
+            1,
+            bs as usize - 1,
+            bs as usize,
+            bs as usize + 1,
+            hpb * bs as usize,
+            hpb * bs as usize + 1,
+            hpb * hpb * bs as usize + 3,
+            5_000_123,
+        ] {
+            let data = pseudo_random(size, size as u64);
+            let (root, tree) = reference(&data, &params);
+            for threads in [1, 2] {
+                let (d, t) = build(&data, &params, threads);
+                assert_eq!(d.root_hash(), &root, "{alg} bs={bs} size={size}");
+                assert_eq!(t, tree, "{alg} bs={bs} size={size}");
+                assert_eq!(t.len() as u64, d.geometry().tree_size());
+            }
+        }
+    }
+}
+
+fn verifier(data: &[u8], params: &TreeParams) -> (Verifier, Vec<u8>) {
+    let (d, tree) = build(data, params, 1);
+    let cache = Arc::new(BlockCache::new(1 << 20));
+    (Verifier::new(d, Box::new(tree.clone()), cache), tree)
+}
+
+#[test]
+fn verified_reads_return_the_data() {
+    let params = TreeParams::new(HashAlgorithm::Sha256, 1024, b"s").expect("params");
+    let data = pseudo_random(40 * 1024 * 1024 / 16 + 77, 9);
+    let (v, _) = verifier(&data, &params);
+    for (offset, len) in [
+        (0, 1),
+        (0, 1024),
+        (1000, 3000),
+        (data.len() as u64 - 5, 100),
+        (data.len() as u64, 10),
+        (123_457, 65_536),
+    ] {
+        let (bytes, _) = v.read_verified(&data, offset, len).expect("verified");
+        let end = (offset as usize + len).min(data.len());
+        assert_eq!(&bytes[..], &data[(offset as usize).min(end)..end]);
+    }
+}
+
+#[test]
+fn tampering_is_detected_where_it_happened() {
+    let params = TreeParams::default();
+    let data = pseudo_random(200 * 4096 + 100, 3);
+    let (v, _) = verifier(&data, &params);
+    let mut bad = data.clone();
+    bad[150 * 4096 + 7] ^= 1;
+    let err = v.read_verified(&bad, 150 * 4096, 10).expect_err("corrupt");
+    assert!(matches!(err, VerifyError::Mismatch(c) if c.pos == 150 * 4096 && c.level == -1));
+    // Other blocks remain readable.
+    assert!(v.read_verified(&bad, 149 * 4096, 4096).is_ok());
+    // Garbage past the recorded size in the last block is detected too.
+    let mut extended = data.clone();
+    extended.push(1);
+    assert!(v.read_verified(&extended, 200 * 4096, 10).is_err());
+    // Truncation.
+    let short = &data[..150 * 4096];
+    assert!(matches!(
+        v.read_verified(&short, 160 * 4096, 10),
+        Err(VerifyError::Truncated { .. })
+    ));
+}
+
+#[test]
+fn tree_tampering_is_detected_per_level() {
+    let params = TreeParams::default();
+    let data = pseudo_random(200 * 4096, 4);
+    let (d, tree) = build(&data, &params, 1);
+    let g = d.geometry();
+    assert_eq!(g.num_levels(), 2);
+    // (tampered level, block) -> (data block read, expected failing level or None)
+    let cases = [
+        ((1, 0), 0, Some(1)),
+        ((1, 0), 130, Some(1)),
+        ((0, 1), 130, Some(0)),
+        ((0, 1), 5, None),
+        ((0, 0), 5, Some(0)),
+        ((0, 0), 130, None),
+    ];
+    for ((level, index), block, want) in cases {
+        let mut bad = tree.clone();
+        bad[g.tree_offset(level, index) as usize + 5] ^= 0x80;
+        let v = Verifier::new(d.clone(), Box::new(bad), Arc::new(BlockCache::new(1 << 20)));
+        let got = v.read_verified(&data, block * 4096, 1);
+        match (got, want) {
+            (Ok((bytes, _)), None) => assert_eq!(bytes[0], data[block as usize * 4096]),
+            (Err(VerifyError::Mismatch(c)), Some(w)) => {
+                assert_eq!((c.level, c.pos), (w, block * 4096));
+            }
+            (other, _) => panic!("tamper {level}/{index}, read {block}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sparse_files_hash_like_their_zeros() {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = tempfile::tempfile().expect("tempfile");
+    let mut expected = vec![0u8; 9 * 1024 * 1024];
+    f.seek(SeekFrom::Start(5 * 1024 * 1024 + 10)).expect("seek");
+    f.write_all(b"island").expect("write");
+    expected[5 * 1024 * 1024 + 10..5 * 1024 * 1024 + 16].copy_from_slice(b"island");
+    f.set_len(expected.len() as u64).expect("set_len");
+    let params = TreeParams::default();
+    let (want, want_tree) = reference(&expected, &params);
+    for threads in [1, 2] {
+        let mut sink = VecSink::default();
+        let d = build_tree(&f, &params, &mut sink, BuildOptions { threads }).expect("build");
+        assert_eq!(d.root_hash(), &want);
+        assert_eq!(sink.0, want_tree);
+    }
+}

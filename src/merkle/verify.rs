@@ -1,0 +1,280 @@
+//! Block verification: data blocks against the tree, tree blocks up to the root.
+//!
+//! Kernel: fs/verity/verify.c. A data block is hashed and compared with its slot in
+//! a level-0 tree block; that tree block must itself be verified, through its
+//! ancestors, up to the root hash in the descriptor. Verified tree blocks are kept
+//! in a [`BlockCache`], so the walk usually stops at the first level.
+//!
+//! The read path can only hand out [`VerifiedBytes`], which only
+//! [`Verifier::read_verified`] constructs, after checking the very buffer it wraps.
+
+use std::io;
+use std::sync::Arc;
+
+use super::cache::{BlockCache, BlockKey};
+use super::source::{DataSource, read_full};
+use crate::format::{BlockHasher, Descriptor, HashValue, TreeGeometry};
+
+/// Bytes of a verity file that were checked against the tree in this very buffer.
+#[derive(Debug)]
+pub struct VerifiedBytes {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl VerifiedBytes {
+    /// The verified bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Number of verified bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True if empty (a read at or past the end of the file).
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl std::ops::Deref for VerifiedBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// Why a read could not be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Reading data or tree failed.
+    #[error("I/O error reading {what}: {source}")]
+    Io {
+        /// "data" or "Merkle tree".
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// A data or tree block does not hash to the value its parent holds.
+    #[error("{0}")]
+    Mismatch(Box<Corruption>),
+    /// The backing data ends before the size the descriptor records.
+    #[error("data truncated: block at pos={pos} is missing bytes (descriptor size {data_size})")]
+    Truncated {
+        /// Offset of the incomplete block.
+        pos: u64,
+        /// Size the descriptor records.
+        data_size: u64,
+    },
+    /// The Merkle tree ends early.
+    #[error("Merkle tree truncated at offset {offset}")]
+    TreeTruncated {
+        /// Offset in the tree.
+        offset: u64,
+    },
+}
+
+/// Where and how a block failed to verify (the kernel's "FILE CORRUPTED!" line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "FILE CORRUPTED! pos={pos}, level={level}, want_hash={algorithm}:{expected}, real_hash={algorithm}:{actual}"
+)]
+pub struct Corruption {
+    /// Offset in the file of the data block being read.
+    pub pos: u64,
+    /// -1 for a data block, else the tree level of the bad block (0 = lowest).
+    pub level: i32,
+    /// Algorithm name.
+    pub algorithm: &'static str,
+    /// Hash the parent (or the descriptor) holds.
+    pub expected: HashValue,
+    /// Hash of the block as read.
+    pub actual: HashValue,
+}
+
+/// Counters of one [`Verifier::read_verified`] call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Data blocks hashed and checked.
+    pub blocks_verified: u64,
+}
+
+/// Verifies reads of one file against its descriptor and tree.
+pub struct Verifier {
+    descriptor: Descriptor,
+    geometry: TreeGeometry,
+    hasher: BlockHasher,
+    digest: HashValue,
+    tree: Box<dyn DataSource + Send>,
+    cache: Arc<BlockCache>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier for a file with `descriptor` whose serialized tree is `tree`.
+    pub fn new(
+        descriptor: Descriptor,
+        tree: Box<dyn DataSource + Send>,
+        cache: Arc<BlockCache>,
+    ) -> Self {
+        let geometry = descriptor.geometry();
+        let hasher = BlockHasher::new(descriptor.algorithm(), descriptor.params().salt());
+        let digest = descriptor.digest();
+        Self {
+            descriptor,
+            geometry,
+            hasher,
+            digest,
+            tree,
+            cache,
+        }
+    }
+
+    /// The descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The file digest.
+    pub fn digest(&self) -> &HashValue {
+        &self.digest
+    }
+
+    /// Reads `len` bytes at `offset` from `data`, verifying every block that covers
+    /// them in the buffer that is returned. Reads past the end are shortened.
+    pub fn read_verified(
+        &self,
+        data: &dyn DataSource,
+        offset: u64,
+        len: usize,
+    ) -> Result<(VerifiedBytes, ReadStats), VerifyError> {
+        let size = self.geometry.data_size();
+        let end = offset.saturating_add(len as u64).min(size);
+        if offset >= end {
+            let empty = VerifiedBytes {
+                buf: Vec::new(),
+                start: 0,
+                end: 0,
+            };
+            return Ok((empty, ReadStats::default()));
+        }
+        let bs = self.geometry.block_size();
+        let first = offset / bs as u64;
+        let last = end.div_ceil(bs as u64);
+        let base = first * bs as u64;
+        let mut buf = vec![0u8; ((last - first) as usize) * bs];
+        // Read whole blocks, past the recorded size too: bytes beyond it in the
+        // last block must be the zero padding, or the block fails to verify.
+        let got = read_full(data, &mut buf, base).map_err(|source| VerifyError::Io {
+            what: "data",
+            source,
+        })?;
+        if base + (got as u64) < end {
+            return Err(VerifyError::Truncated {
+                pos: base + got as u64,
+                data_size: size,
+            });
+        }
+        let mut leaf: Option<(u64, Arc<[u8]>)> = None;
+        for (i, block) in buf.chunks_exact(bs).enumerate() {
+            let index = first + i as u64;
+            let pos = index * bs as u64;
+            let actual_hash = self.hasher.hash(block);
+            let expected = if self.geometry.num_levels() == 0 {
+                *self.descriptor.root_hash()
+            } else {
+                let (tree_index, slot) = self.geometry.hash_location(index);
+                let tree_block = match &leaf {
+                    Some((idx, b)) if *idx == tree_index => b.clone(),
+                    _ => {
+                        let b = self.tree_block(0, tree_index, pos)?;
+                        leaf = Some((tree_index, b.clone()));
+                        b
+                    }
+                };
+                HashValue::from_slice(&tree_block[slot..slot + self.geometry.digest_size()])
+            };
+            if expected != actual_hash {
+                return Err(self.mismatch(pos, -1, expected, actual_hash));
+            }
+        }
+        let start = (offset - base) as usize;
+        let stop = (end - base) as usize;
+        let stats = ReadStats {
+            blocks_verified: last - first,
+        };
+        Ok((
+            VerifiedBytes {
+                buf,
+                start,
+                end: stop,
+            },
+            stats,
+        ))
+    }
+
+    /// Block `index` of tree `level`, verified up to the root (or a cached ancestor).
+    fn tree_block(&self, level: usize, index: u64, pos: u64) -> Result<Arc<[u8]>, VerifyError> {
+        let key = BlockKey {
+            digest: self.digest,
+            level: level as u8,
+            index,
+        };
+        if let Some(block) = self.cache.get(&key) {
+            return Ok(block);
+        }
+        let expected = if level + 1 == self.geometry.num_levels() {
+            *self.descriptor.root_hash()
+        } else {
+            let (parent_index, slot) = self.geometry.hash_location(index);
+            let parent = self.tree_block(level + 1, parent_index, pos)?;
+            HashValue::from_slice(&parent[slot..slot + self.geometry.digest_size()])
+        };
+        let offset = self.geometry.tree_offset(level, index);
+        let mut block = vec![0u8; self.geometry.block_size()];
+        let got = read_full(self.tree.as_ref(), &mut block, offset).map_err(|source| {
+            VerifyError::Io {
+                what: "Merkle tree",
+                source,
+            }
+        })?;
+        if got < block.len() {
+            return Err(VerifyError::TreeTruncated {
+                offset: offset + got as u64,
+            });
+        }
+        let actual = self.hasher.hash(&block);
+        if actual != expected {
+            return Err(self.mismatch(pos, level as i32, expected, actual));
+        }
+        let block: Arc<[u8]> = Arc::from(block);
+        self.cache.insert_verified(key, block.clone());
+        Ok(block)
+    }
+
+    fn mismatch(
+        &self,
+        pos: u64,
+        level: i32,
+        expected: HashValue,
+        actual: HashValue,
+    ) -> VerifyError {
+        VerifyError::Mismatch(Box::new(Corruption {
+            pos,
+            level,
+            algorithm: self.descriptor.algorithm().name(),
+            expected,
+            actual,
+        }))
+    }
+}
