@@ -1,0 +1,1 @@
+//! `fsverity-fuse digest` against fsverity-utils.
