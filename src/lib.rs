@@ -7,6 +7,11 @@
 //! - [`cli`]: the `fsverity-fuse` command line.
 
 pub mod cli;
+pub mod error;
 pub mod format;
+pub mod fs;
+pub mod fuse;
 pub mod merkle;
+pub mod mount;
+pub mod store;
 mod sys;

@@ -7,12 +7,17 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod digest;
+mod enable;
+mod mount;
 
 /// fs-verity for any filesystem: a FUSE mount that verifies every block of
 /// verity files against a kernel-compatible Merkle tree.
 #[derive(Parser, Debug)]
 #[command(name = "fsverity-fuse", version, about, long_about = None)]
 pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,6 +26,10 @@ pub struct Cli {
 enum Command {
     /// Compute the fs-verity digest of files (like `fsverity digest`).
     Digest(digest::DigestArgs),
+    /// Enable fs-verity on files of a backing directory.
+    Enable(enable::EnableArgs),
+    /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
+    Mount(mount::MountArgs),
 }
 
 /// A mistake in how the command was invoked (exit code 2).
@@ -52,7 +61,25 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line; `Ok(false)` when some item failed (already reported).
 pub fn run(cli: Cli) -> anyhow::Result<bool> {
+    init_logging(cli.verbose);
     match cli.command {
         Command::Digest(args) => digest::run(&args),
+        Command::Enable(args) => enable::run(&args),
+        Command::Mount(args) => mount::run(&args),
     }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,fuser=error",
+        1 => "info,fuser=warn",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

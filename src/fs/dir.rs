@@ -1,0 +1,101 @@
+//! Directories: listing (a snapshot taken at each rewind, so offsets stay stable
+//! while entries change) with the tree store hidden at the top.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex};
+
+use rustix::fs::{Dir, FileType, OFlags};
+
+use super::handle::{DirHandle, Handle};
+use super::{Attr, VerityFs};
+use crate::error::{Error, Result};
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name.
+    pub name: OsString,
+    /// Backing inode number.
+    pub ino: u64,
+    /// Type.
+    pub kind: FileType,
+}
+
+impl DirEntry {
+    /// "." or "..".
+    pub fn is_dot(&self) -> bool {
+        matches!(self.name.as_bytes(), b"." | b"..")
+    }
+}
+
+/// The entries of a directory at one moment.
+#[derive(Debug, Default)]
+pub struct DirSnapshot {
+    /// Entries in backing order.
+    pub entries: Vec<DirEntry>,
+}
+
+impl VerityFs {
+    /// Opens a directory.
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        let inode = self.inode(ino)?;
+        if inode.kind != FileType::Directory {
+            return Err(Error::from_errno(libc::ENOTDIR));
+        }
+        let file = Self::reopen(&inode, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        Ok(self.handles.insert(Handle::Dir(DirHandle {
+            inode,
+            file,
+            snapshot: Mutex::new(None),
+        })))
+    }
+
+    /// The entries of an open directory; offset 0 takes a fresh snapshot.
+    pub fn readdir(&self, fh: u64, offset: u64) -> Result<Arc<DirSnapshot>> {
+        let handle = self.handles.get(fh)?;
+        let dir = handle.as_dir()?;
+        let mut slot = dir.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if offset == 0 || slot.is_none() {
+            *slot = Some(Arc::new(self.snapshot(dir)?));
+        }
+        Ok(slot.clone().unwrap_or_default())
+    }
+
+    fn snapshot(&self, dir: &DirHandle) -> Result<DirSnapshot> {
+        let mut entries = Vec::new();
+        let at_top = dir.inode.id == super::ROOT_ID;
+        for entry in Dir::read_from(&dir.file)? {
+            let entry = entry?;
+            let name = OsString::from(std::ffi::OsStr::from_bytes(entry.file_name().to_bytes()));
+            if at_top && self.is_hidden(&dir.inode, &name) {
+                continue;
+            }
+            entries.push(DirEntry {
+                name,
+                ino: entry.ino(),
+                kind: entry.file_type(),
+            });
+        }
+        Ok(DirSnapshot { entries })
+    }
+
+    /// Looks an entry of an open directory up for readdirplus (one kernel
+    /// reference on success, to be dropped with [`VerityFs::forget`] if unused).
+    pub fn readdirplus_entry(&self, fh: u64, entry: &DirEntry) -> Result<Attr> {
+        let handle = self.handles.get(fh)?;
+        let dir = handle.as_dir()?;
+        if entry.is_dot() {
+            // The kernel ignores "." and ".." in readdirplus; only the type and a
+            // non-zero inode number matter.
+            let st = Self::stat(&dir.inode)?;
+            return Ok(Attr::from_stat(dir.inode.id, &st));
+        }
+        self.lookup_in(&dir.inode, &entry.name)
+    }
+
+    /// Closes a directory handle.
+    pub fn releasedir(&self, fh: u64) -> Result<()> {
+        self.handles.remove(fh).map(drop)
+    }
+}

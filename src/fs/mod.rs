@@ -1,0 +1,406 @@
+//! The filesystem logic, independent of the fuser bindings: a passthrough of the
+//! backing directory in which verity files are verified block by block, are
+//! immutable, and whose metadata and trees are hidden.
+//!
+//! Every operation returns `Result<T, Error>`; `crate::fuse` turns calls into
+//! replies. Backing access goes through `O_PATH` descriptors held per inode
+//! (`openat`-style, `O_NOFOLLOW`), so no symlink or `..` leads outside the backing
+//! directory and renames in the backing directory are followed.
+
+mod attr;
+mod dir;
+mod files;
+mod handle;
+mod inode;
+mod namespace;
+mod policy;
+mod ratelimit;
+mod stats;
+mod verity;
+mod xattr;
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+
+pub use attr::{Attr, Timespec};
+pub use dir::{DirEntry, DirSnapshot};
+pub use files::Opened;
+pub use files::ReadData;
+pub use handle::HandleKind;
+pub use inode::ROOT_ID;
+pub use namespace::{SetAttr, SetTime, StatFs};
+pub use policy::{OnCorruption, Policy};
+pub use stats::{Stats, StatsSnapshot};
+pub use xattr::XattrReply;
+
+use crate::error::{Error, Result};
+use crate::merkle::{BlockCache, BuildOptions, Verifier};
+use crate::store::{
+    METADATA_XATTR, STORE_DIR_NAME, TreeData, TreeStore, VerityMetadata, rebuild_tree,
+};
+use handle::Handles;
+use inode::{Inode, InodeTable};
+use ratelimit::RateLimiter;
+use verity::{VerityFile, VerityState};
+
+/// Options of a mount's filesystem logic.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Refuse every modification (EROFS).
+    pub read_only: bool,
+    /// Budget in bytes of the verified tree block cache.
+    pub cache_size: usize,
+    /// Tree store directory; default `<backing>/.fsverity-fuse`.
+    pub tree_dir: Option<PathBuf>,
+    /// Threads for (re)building trees; 0 = every core.
+    pub build_threads: usize,
+    /// What may be opened and what corruption does.
+    pub policy: Policy,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        Self {
+            read_only: false,
+            cache_size: 64 << 20,
+            tree_dir: None,
+            build_threads: 0,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// Who is making a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Process id.
+    pub pid: u32,
+}
+
+/// The filesystem of one mount.
+#[derive(Debug)]
+pub struct VerityFs {
+    backing: PathBuf,
+    options: FsOptions,
+    inodes: InodeTable,
+    handles: Handles,
+    cache: Arc<BlockCache>,
+    store: Option<TreeStore>,
+    /// Name of the tree store at the top of the backing directory, hidden.
+    hidden_name: Option<OsString>,
+    stats: Arc<Stats>,
+    corruption_log: RateLimiter,
+    is_root: bool,
+    /// Set by `--on-corruption=abort` after a failure.
+    aborted: AtomicBool,
+}
+
+/// Why a filesystem could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The backing directory cannot be used.
+    #[error("backing directory {path}: {source}")]
+    Backing {
+        /// The path given.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The tree store cannot be used.
+    #[error("tree directory {path}: {source}")]
+    TreeDir {
+        /// The path given.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl VerityFs {
+    /// Opens `backing` and the tree store.
+    pub fn new(backing: &Path, options: FsOptions) -> Result<Self, SetupError> {
+        let backing_err = |source| SetupError::Backing {
+            path: backing.to_path_buf(),
+            source,
+        };
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root_fd =
+            rustix::fs::open(backing, flags, Mode::empty()).map_err(|e| backing_err(e.into()))?;
+        let root_stat = rustix::fs::fstat(&root_fd).map_err(|e| backing_err(e.into()))?;
+        let canonical = backing.canonicalize().map_err(backing_err)?;
+
+        let (store, hidden_name) = match &options.tree_dir {
+            Some(dir) => {
+                let store = TreeStore::open(dir).map_err(|source| SetupError::TreeDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let canonical_dir = dir.canonicalize().ok();
+                let hidden = canonical_dir
+                    .filter(|d| d.parent() == Some(canonical.as_path()))
+                    .and_then(|d| d.file_name().map(OsStr::to_os_string));
+                (Some(store), hidden)
+            }
+            None => {
+                let dir = canonical.join(STORE_DIR_NAME);
+                let store = match TreeStore::open(&dir) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(
+                            store = %dir.display(),
+                            error = %e,
+                            "no tree store (read-only backing directory?): trees will be rebuilt in memory; use --tree-dir to keep them"
+                        );
+                        None
+                    }
+                };
+                (store, Some(OsString::from(STORE_DIR_NAME)))
+            }
+        };
+        Ok(Self {
+            backing: canonical,
+            cache: Arc::new(BlockCache::new(options.cache_size)),
+            options,
+            inodes: InodeTable::new(root_fd, &root_stat),
+            handles: Handles::default(),
+            store,
+            hidden_name,
+            stats: Arc::new(Stats::default()),
+            corruption_log: RateLimiter::new(10, Duration::from_secs(5)),
+            is_root: rustix::process::geteuid().is_root(),
+            aborted: AtomicBool::new(false),
+        })
+    }
+
+    /// The mount's counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The verified tree block cache.
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    /// The backing directory (canonical).
+    pub fn backing(&self) -> &Path {
+        &self.backing
+    }
+
+    /// The tree store, if any.
+    pub fn store(&self) -> Option<&TreeStore> {
+        self.store.as_ref()
+    }
+
+    /// Number of inodes the kernel holds.
+    pub fn inode_count(&self) -> usize {
+        self.inodes.count()
+    }
+
+    /// Number of open file and directory handles.
+    pub fn handle_count(&self) -> usize {
+        self.handles.count()
+    }
+
+    fn inode(&self, id: u64) -> Result<Arc<Inode>> {
+        self.inodes.get(id).ok_or(Error::UnknownInode(id))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.options.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A single, ordinary path component.
+    fn check_name(name: &OsStr) -> Result<()> {
+        let b = name.as_bytes();
+        if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
+            return Err(Error::InvalidName);
+        }
+        Ok(())
+    }
+
+    fn is_hidden(&self, parent: &Inode, name: &OsStr) -> bool {
+        parent.id == ROOT_ID && self.hidden_name.as_deref() == Some(name)
+    }
+
+    /// Validates a name that a modification will create or remove.
+    fn check_mutable_name(&self, parent: &Inode, name: &OsStr) -> Result<()> {
+        Self::check_name(name)?;
+        if self.is_hidden(parent, name) {
+            return Err(Error::NotPermitted(format!(
+                "'{}' is reserved by fsverity-fuse",
+                name.to_string_lossy()
+            )));
+        }
+        Ok(())
+    }
+
+    fn stat(inode: &Inode) -> Result<Stat> {
+        Ok(rustix::fs::statat(
+            &inode.fd,
+            "",
+            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
+        )?)
+    }
+
+    /// Backing path of an inode, for messages.
+    fn describe(&self, inode: &Inode) -> String {
+        std::fs::read_link(inode.proc_path())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| format!("inode {}", inode.id))
+    }
+
+    /// Attributes of an inode; verity files report their verified size.
+    fn attr(&self, inode: &Inode, st: &Stat) -> Attr {
+        let mut attr = Attr::from_stat(inode.id, st);
+        if inode.kind == FileType::RegularFile {
+            if let VerityState::Verity(v) = self.verity_state(inode, st, false) {
+                attr.size = v.metadata.descriptor.data_size();
+            }
+        }
+        attr
+    }
+
+    /// The verity state of a regular file. With `force`, the metadata is re-read;
+    /// otherwise only when the backing ctime changed since the last read.
+    fn verity_state(&self, inode: &Inode, st: &Stat, force: bool) -> VerityState {
+        let ctime = attr::ctime_of(st);
+        let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
+        if !force && v.checked_ctime == Some(ctime) {
+            return v.state.clone();
+        }
+        let read = match read_metadata_path(&inode.proc_path()) {
+            Ok(None) => VerityState::Plain,
+            Ok(Some(Ok(m))) => VerityState::Verity(Arc::new(VerityFile::new(m))),
+            Ok(Some(Err(e))) => VerityState::Damaged(e.to_string()),
+            // Metadata that cannot be read must not make a file look unprotected.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => VerityState::Plain,
+            Err(e) => VerityState::Damaged(format!("cannot read verity metadata: {e}")),
+        };
+        v.update(ctime, read)
+    }
+
+    /// The verifier of a verity file, building it (and if needed the tree) on first use.
+    fn verifier(&self, inode: &Inode, vf: &VerityFile, data: &File) -> Result<Arc<Verifier>> {
+        let mut slot = vf.verifier.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let descriptor = &vf.metadata.descriptor;
+        let damaged = |reason: String| Error::VerityDamaged {
+            path: self.describe(inode),
+            reason,
+        };
+        let tree = if descriptor.geometry().tree_size() == 0 {
+            TreeData::Memory(Vec::new())
+        } else {
+            let stored = match &self.store {
+                Some(store) => store
+                    .open_tree(descriptor)
+                    .map_err(|e| damaged(e.to_string()))?,
+                None => None,
+            };
+            match stored {
+                Some(f) => TreeData::File(f),
+                None => {
+                    tracing::info!(path = %self.describe(inode), digest = %vf.digest, "Merkle tree missing: rebuilding from the data");
+                    let options = BuildOptions {
+                        threads: self.options.build_threads,
+                    };
+                    let tree = rebuild_tree(self.store.as_ref(), data, descriptor, options)
+                        .map_err(|e| {
+                            damaged(format!("Merkle tree missing and cannot be rebuilt: {e}"))
+                        })?;
+                    Stats::add(&self.stats.trees_built, 1);
+                    tree
+                }
+            }
+        };
+        let verifier = Arc::new(Verifier::new(
+            descriptor.clone(),
+            tree.into_source(),
+            self.cache.clone(),
+        ));
+        *slot = Some(verifier.clone());
+        Ok(verifier)
+    }
+
+    /// Opens the backing object of `inode` with `flags` (never following a symlink
+    /// out of it: regular files are reached through their `O_PATH` descriptor).
+    fn reopen(inode: &Inode, flags: OFlags) -> Result<File> {
+        let strip = OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOCTTY
+            | OFlags::TRUNC
+            | OFlags::DIRECT
+            | OFlags::NOFOLLOW;
+        let flags = (flags - strip) | OFlags::CLOEXEC;
+        let fd = if inode.kind == FileType::Directory {
+            rustix::fs::openat(&inode.fd, ".", flags | OFlags::DIRECTORY, Mode::empty())?
+        } else {
+            match rustix::fs::open(inode.proc_path().as_str(), flags, Mode::empty()) {
+                // O_NOATIME is refused for files the daemon does not own without CAP_FOWNER.
+                Err(rustix::io::Errno::PERM) if flags.contains(OFlags::NOATIME) => {
+                    rustix::fs::open(
+                        inode.proc_path().as_str(),
+                        flags - OFlags::NOATIME,
+                        Mode::empty(),
+                    )?
+                }
+                other => other?,
+            }
+        };
+        Ok(File::from(fd))
+    }
+
+    /// Logs a verification failure (rate-limited) and counts it.
+    fn report_corruption(&self, err: &Error) {
+        Stats::add(&self.stats.verification_failures, 1);
+        if let Some(suppressed) = self.corruption_log.allow() {
+            if let Error::Corrupted { path, corruption } = err {
+                tracing::error!(
+                    path = %path,
+                    offset = corruption.pos,
+                    level = corruption.level,
+                    expected = %corruption.expected,
+                    actual = %corruption.actual,
+                    suppressed,
+                    "FILE CORRUPTED: block does not match its Merkle tree"
+                );
+            } else {
+                tracing::error!(error = %err, suppressed, "verity file unreadable");
+            }
+        }
+    }
+}
+
+/// Reads verity metadata through a path (for `O_PATH` descriptors via /proc).
+fn read_metadata_path(
+    path: &str,
+) -> io::Result<Option<std::result::Result<VerityMetadata, crate::store::MetadataError>>> {
+    let mut buf = vec![0u8; 512];
+    loop {
+        match rustix::fs::getxattr(path, METADATA_XATTR, &mut buf[..]) {
+            Ok(n) => return Ok(Some(VerityMetadata::decode(&buf[..n]))),
+            Err(rustix::io::Errno::NODATA) => return Ok(None),
+            Err(rustix::io::Errno::RANGE) if buf.len() < 65536 => buf.resize(65536, 0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Mount policy: what may be opened (require-verity, require-signatures) and
+//! what a verification failure does (`--on-corruption`).
+
+use std::sync::atomic::Ordering;
+
+use super::files::ReadData;
+use super::handle::FileHandle;
+use super::inode::Inode;
+use super::verity::VerityFile;
+use super::{Stats, VerityFs};
+use crate::error::{Error, Result};
+use crate::merkle::{Verifier, read_full};
+
+/// What a block that fails verification does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnCorruption {
+    /// The read fails with EIO (the kernel's behaviour).
+    #[default]
+    Eio,
+    /// The data is served anyway and the failure logged: for rolling verity out.
+    Log,
+    /// Fail-stop: the mount stops serving; every later access fails with EIO.
+    Abort,
+}
+
+impl std::str::FromStr for OnCorruption {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "eio" => Ok(Self::Eio),
+            "log" => Ok(Self::Log),
+            "abort" => Ok(Self::Abort),
+            other => Err(format!("'{other}' is not one of eio, log, abort")),
+        }
+    }
+}
+
+/// The policy of a mount.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Regular files without verity cannot be opened for reading (EACCES).
+    pub require_verity: bool,
+    /// Reaction to a verification failure.
+    pub on_corruption: OnCorruption,
+}
+
+impl VerityFs {
+    /// Checks that a verity file may be opened.
+    pub(super) fn check_open_policy(&self, _inode: &Inode, _vf: &VerityFile) -> Result<()> {
+        self.check_not_aborted()
+    }
+
+    /// Checks that a non-verity regular file may be opened for reading.
+    pub(super) fn check_plain_read_policy(&self, inode: &Inode) -> Result<()> {
+        self.check_not_aborted()?;
+        if self.options.policy.require_verity {
+            Stats::add(&self.stats.policy_denials, 1);
+            let path = self.describe(inode);
+            tracing::warn!(path = %path, reason = "not a verity file", "open denied by --require-verity");
+            return Err(Error::AccessDenied(format!(
+                "{path}: not a verity file (--require-verity)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails once the mount has stopped serving (`--on-corruption=abort`).
+    pub(super) fn check_not_aborted(&self) -> Result<()> {
+        if self.aborted.load(Ordering::Relaxed) {
+            Err(Error::Aborted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies `--on-corruption` to a failed verified read.
+    pub(super) fn on_corruption(
+        &self,
+        err: Error,
+        f: &FileHandle,
+        verifier: &Verifier,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReadData> {
+        match self.options.policy.on_corruption {
+            OnCorruption::Eio => Err(err),
+            OnCorruption::Abort => {
+                if !self.aborted.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "--on-corruption=abort: the mount stops serving; every access now fails with EIO"
+                    );
+                }
+                Err(err)
+            }
+            OnCorruption::Log => {
+                // Serve the backing bytes as they are, within the recorded size.
+                let size_limit = verifier.descriptor().data_size();
+                let end = offset.saturating_add(size.into()).min(size_limit);
+                let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
+                let n = read_full(&f.file, &mut buf, offset)?;
+                buf.truncate(n);
+                Ok(ReadData::Plain(buf))
+            }
+        }
+    }
+}

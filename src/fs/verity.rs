@@ -1,0 +1,92 @@
+//! Per-inode verity state: whether a backing file is a verity file, its metadata
+//! and verifier, and the open-file accounting that enable and the page cache
+//! decisions need.
+
+use std::sync::{Arc, Mutex};
+
+use crate::format::HashValue;
+use crate::merkle::Verifier;
+use crate::store::VerityMetadata;
+
+/// A verity file as this mount knows it.
+#[derive(Debug)]
+pub struct VerityFile {
+    /// Descriptor and signature from the backing file's xattr.
+    pub metadata: VerityMetadata,
+    /// The file digest.
+    pub digest: HashValue,
+    /// Built on first open (needs the tree), then shared by every handle.
+    pub verifier: Mutex<Option<Arc<Verifier>>>,
+}
+
+impl VerityFile {
+    /// Wraps decoded metadata.
+    pub fn new(metadata: VerityMetadata) -> Self {
+        let digest = metadata.descriptor.digest();
+        Self {
+            metadata,
+            digest,
+            verifier: Mutex::new(None),
+        }
+    }
+}
+
+/// What the backing file's metadata said when last read.
+#[derive(Debug, Clone, Default)]
+pub enum VerityState {
+    /// Not read yet.
+    #[default]
+    Unknown,
+    /// Not a verity file.
+    Plain,
+    /// A verity file.
+    Verity(Arc<VerityFile>),
+    /// Metadata present but unusable (or removed/replaced while mounted).
+    Damaged(String),
+}
+
+/// Verity bookkeeping of one inode.
+#[derive(Debug, Default)]
+pub struct InodeVerity {
+    /// Backing ctime (s, ns) when `state` was read: metadata changes bump ctime.
+    pub checked_ctime: Option<(i64, u64)>,
+    /// Last known state.
+    pub state: VerityState,
+    /// Digest of the first metadata seen: once verity, an inode stays verity with
+    /// the same digest for the life of the mount, as with the kernel.
+    pub sticky_digest: Option<HashValue>,
+    /// Handles open for writing.
+    pub writers: u32,
+    /// An enable through the mount is running.
+    pub enabling: bool,
+    /// The kernel's page cache of this inode holds only verified pages, so opens
+    /// may keep it.
+    pub cache_verified: bool,
+}
+
+impl InodeVerity {
+    /// Applies newly read metadata, enforcing that verity is sticky.
+    pub fn update(&mut self, ctime: (i64, u64), read: VerityState) -> VerityState {
+        let state = match (&self.sticky_digest, read) {
+            (Some(_), VerityState::Plain) => {
+                VerityState::Damaged("verity metadata was removed from the backing file".into())
+            }
+            (Some(d), VerityState::Verity(v)) if v.digest != *d => VerityState::Damaged(format!(
+                "verity metadata was replaced (digest {} became {})",
+                d, v.digest
+            )),
+            (Some(_), VerityState::Verity(_)) => match &self.state {
+                // Same digest as before: keep the existing verifier.
+                VerityState::Verity(old) => VerityState::Verity(old.clone()),
+                _ => self.state.clone(),
+            },
+            (_, other) => other,
+        };
+        if let VerityState::Verity(v) = &state {
+            self.sticky_digest.get_or_insert(v.digest);
+        }
+        self.checked_ctime = Some(ctime);
+        self.state = state.clone();
+        state
+    }
+}

@@ -1,0 +1,109 @@
+//! Extended attributes, passed through except the verity metadata xattr, which
+//! is invisible and untouchable through the mount.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{FileType, XattrFlags};
+
+use super::VerityFs;
+use crate::error::{Error, Result};
+use crate::store::METADATA_XATTR;
+
+/// Answer to a size query or a value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum XattrReply {
+    /// The size the value (or list) needs.
+    Size(u32),
+    /// The value (or list).
+    Data(Vec<u8>),
+}
+
+fn is_reserved(name: &OsStr) -> bool {
+    name.as_bytes() == METADATA_XATTR.as_bytes()
+}
+
+impl VerityFs {
+    fn xattr_path(&self, ino: u64) -> Result<String> {
+        let inode = self.inode(ino)?;
+        // Through /proc the call reaches the inode itself; a symlink's own
+        // xattrs cannot be reached that way, and user xattrs are not allowed on
+        // symlinks anyway.
+        if inode.kind == FileType::Symlink {
+            return Err(Error::from_errno(libc::EOPNOTSUPP));
+        }
+        Ok(inode.proc_path())
+    }
+
+    /// getxattr; `size` 0 asks for the size.
+    pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrReply> {
+        if is_reserved(name) {
+            return Err(Error::from_errno(libc::ENODATA));
+        }
+        let path = self.xattr_path(ino)?;
+        if size == 0 {
+            let n = rustix::fs::getxattr_query(path.as_str(), name)?;
+            return Ok(XattrReply::Size(n as u32));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let n = rustix::fs::getxattr(path.as_str(), name, &mut buf[..])?;
+        buf.truncate(n);
+        Ok(XattrReply::Data(buf))
+    }
+
+    /// listxattr without the reserved name; `size` 0 asks for the size.
+    pub fn listxattr(&self, ino: u64, size: u32) -> Result<XattrReply> {
+        let path = match self.xattr_path(ino) {
+            Ok(p) => p,
+            Err(_) => {
+                return Ok(if size == 0 {
+                    XattrReply::Size(0)
+                } else {
+                    XattrReply::Data(Vec::new())
+                });
+            }
+        };
+        let n = rustix::fs::listxattr_query(path.as_str())?;
+        let mut buf = vec![0u8; n];
+        let n = rustix::fs::listxattr(path.as_str(), &mut buf[..])?;
+        buf.truncate(n);
+        let filtered: Vec<u8> = buf
+            .split_inclusive(|&b| b == 0)
+            .filter(|name| name.strip_suffix(&[0]).unwrap_or(name) != METADATA_XATTR.as_bytes())
+            .flatten()
+            .copied()
+            .collect();
+        if size == 0 {
+            return Ok(XattrReply::Size(filtered.len() as u32));
+        }
+        if filtered.len() > size as usize {
+            return Err(Error::from_errno(libc::ERANGE));
+        }
+        Ok(XattrReply::Data(filtered))
+    }
+
+    /// setxattr; the reserved name is refused.
+    pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
+        self.check_writable()?;
+        if is_reserved(name) {
+            return Err(Error::NotPermitted(
+                "the verity metadata xattr is reserved".into(),
+            ));
+        }
+        let path = self.xattr_path(ino)?;
+        let flags = XattrFlags::from_bits(flags as u32).ok_or(Error::from_errno(libc::EINVAL))?;
+        Ok(rustix::fs::setxattr(path.as_str(), name, value, flags)?)
+    }
+
+    /// removexattr; the reserved name is refused.
+    pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+        self.check_writable()?;
+        if is_reserved(name) {
+            return Err(Error::NotPermitted(
+                "the verity metadata xattr is reserved".into(),
+            ));
+        }
+        let path = self.xattr_path(ino)?;
+        Ok(rustix::fs::removexattr(path.as_str(), name)?)
+    }
+}

@@ -1,0 +1,184 @@
+//! Running a mount: checks, the FUSE session, signals, clean unmount.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fuser::{Config, MountOption, Session, SessionACL};
+
+use crate::fs::{FsOptions, SetupError, VerityFs};
+use crate::fuse::{FuseAdapter, Ttls};
+
+/// Everything a mount needs.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// Directory presented.
+    pub backing: PathBuf,
+    /// Where it is presented.
+    pub mountpoint: PathBuf,
+    /// Filesystem options.
+    pub fs: FsOptions,
+    /// Let other users in (with kernel permission checks).
+    pub allow_other: bool,
+    /// Request-handling threads.
+    pub threads: usize,
+    /// Attribute and entry cache lifetimes.
+    pub ttl: Ttls,
+}
+
+/// Why a mount could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The mount point is unusable.
+    #[error("mount point {path}: {reason}")]
+    Mountpoint {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// FUSE is not available.
+    #[error(
+        "/dev/fuse is not available ({0}); load the fuse module (modprobe fuse) or run where FUSE is allowed"
+    )]
+    NoFuse(io::Error),
+    /// The backing directory or tree store is unusable.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The kernel refused the mount.
+    #[error("mounting {mountpoint} failed: {source}")]
+    Mount {
+        /// The mount point.
+        mountpoint: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The session ended with an error.
+    #[error("FUSE session failed: {0}")]
+    Session(io::Error),
+}
+
+fn check_dir(path: &Path, what: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{what} is not a directory")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!("{what} does not exist")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A mounted filesystem that has not started serving yet.
+#[derive(Debug)]
+pub struct Mounted {
+    session: Session<FuseAdapter>,
+    fs: Arc<VerityFs>,
+    mountpoint: PathBuf,
+}
+
+/// Checks the configuration and mounts. The filesystem is live (the kernel has
+/// initialised the connection) when this returns; call [`Mounted::serve`].
+pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
+    check_dir(&config.mountpoint, "it").map_err(|reason| MountError::Mountpoint {
+        path: config.mountpoint.clone(),
+        reason,
+    })?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(MountError::NoFuse)?;
+    let mountpoint = config
+        .mountpoint
+        .canonicalize()
+        .map_err(|e| MountError::Mountpoint {
+            path: config.mountpoint.clone(),
+            reason: e.to_string(),
+        })?;
+    if let Ok(backing) = config.backing.canonicalize() {
+        if mountpoint != backing && mountpoint.starts_with(&backing) {
+            return Err(MountError::Mountpoint {
+                path: config.mountpoint.clone(),
+                reason: format!(
+                    "it lies inside the backing directory {}; the mount would contain itself",
+                    backing.display()
+                ),
+            });
+        }
+    }
+    let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
+
+    let mut options = vec![
+        MountOption::FSName(fs.backing().display().to_string()),
+        // fuser passes Subtype only to fusermount; as a kernel option it shows in
+        // /proc/mounts as type fuse.fsverity-fuse.
+        MountOption::CUSTOM("subtype=fsverity-fuse".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    options.push(if config.fs.read_only {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
+    let mut fuse_config = Config::default();
+    fuse_config.mount_options = options;
+    fuse_config.acl = if config.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(config.threads.max(1));
+    fuse_config.clone_fd = config.threads > 1;
+
+    let adapter = FuseAdapter::new(fs.clone(), config.ttl);
+    let session =
+        Session::new(adapter, &mountpoint, &fuse_config).map_err(|source| MountError::Mount {
+            mountpoint: mountpoint.clone(),
+            source,
+        })?;
+    Ok(Mounted {
+        session,
+        fs,
+        mountpoint,
+    })
+}
+
+impl Mounted {
+    /// The filesystem (for status).
+    pub fn fs(&self) -> &Arc<VerityFs> {
+        &self.fs
+    }
+
+    /// Serves requests until the filesystem is unmounted or SIGINT/SIGTERM/SIGHUP
+    /// arrives (then unmounts: lazily if it is busy, so the daemon ends once the
+    /// last user closes it).
+    pub fn serve(mut self) -> Result<(), MountError> {
+        let mut unmounter = self.session.unmount_callable();
+        let mountpoint = self.mountpoint.clone();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ])
+        .map_err(MountError::Session)?;
+        let handle = signals.handle();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(signal = sig, mountpoint = %mountpoint.display(), "unmounting");
+                    if let Err(e) = unmounter.unmount() {
+                        tracing::warn!(error = %e, "mount busy: detaching it; serving open files until they close");
+                        if let Err(e) = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH) {
+                            tracing::error!(error = %e, "lazy unmount failed");
+                        }
+                    }
+                }
+            })
+            .map_err(MountError::Session)?;
+        let result = self.session.run().map_err(MountError::Session);
+        handle.close();
+        result
+    }
+}

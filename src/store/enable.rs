@@ -1,0 +1,127 @@
+//! Turning a backing file into a verity file, crash-safely: the tree is durable
+//! in the store before the metadata xattr is set, and the xattr is created
+//! atomically (XATTR_CREATE), so at every instant the file is either not verity or
+//! fully verity.
+
+use std::fs::File;
+use std::io;
+
+use rustix::fs::XattrFlags;
+
+use super::meta::{METADATA_XATTR, MetadataError, VerityMetadata};
+use super::trees::{TreeError, TreeStore};
+use crate::format::{Descriptor, TreeParams};
+use crate::merkle::{BuildOptions, NullSink, build_tree};
+
+/// Why a file could not be enabled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnableError {
+    /// The file already has verity metadata.
+    #[error("file is already a verity file")]
+    AlreadyVerity,
+    /// Not a regular file.
+    #[error("not a regular file")]
+    NotRegular,
+    /// The file's size or modification time changed while hashing.
+    #[error("file was modified while its Merkle tree was being built")]
+    Changed,
+    /// The filesystem does not support user xattrs.
+    #[error(
+        "the backing filesystem does not support user extended attributes (user_xattr), which hold the verity metadata: {0}"
+    )]
+    NoUserXattrs(io::Error),
+    /// Building or storing the tree failed.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// Another I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// Reads the verity metadata of an open file: `Ok(None)` if it is not verity.
+pub fn read_metadata(
+    file: &impl std::os::fd::AsFd,
+) -> io::Result<Option<Result<VerityMetadata, MetadataError>>> {
+    let mut buf = vec![0u8; 512];
+    loop {
+        match rustix::fs::fgetxattr(file, METADATA_XATTR, &mut buf[..]) {
+            Ok(n) => return Ok(Some(VerityMetadata::decode(&buf[..n]))),
+            Err(rustix::io::Errno::NODATA) => return Ok(None),
+            Err(rustix::io::Errno::RANGE) if buf.len() < 65536 => buf.resize(65536, 0),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Enables verity on `file` (open for reading) with `params`, storing the tree in
+/// `store` if given (else it is rebuilt when first needed) and `signature` with
+/// the descriptor.
+pub fn enable_file(
+    file: &File,
+    store: Option<&TreeStore>,
+    params: &TreeParams,
+    signature: Option<Vec<u8>>,
+    options: BuildOptions,
+) -> Result<VerityMetadata, EnableError> {
+    let before = file.metadata().map_err(|source| EnableError::Io {
+        context: "stat",
+        source,
+    })?;
+    if !before.is_file() {
+        return Err(EnableError::NotRegular);
+    }
+    match read_metadata(file) {
+        Ok(Some(_)) => return Err(EnableError::AlreadyVerity),
+        Ok(None) => {}
+        Err(e) if is_unsupported(&e) => return Err(EnableError::NoUserXattrs(e)),
+        Err(source) => {
+            return Err(EnableError::Io {
+                context: "read xattrs",
+                source,
+            });
+        }
+    }
+    let descriptor: Descriptor = match store {
+        Some(store) => store.build_and_install(file, params, options)?,
+        None => build_tree(file, params, &mut NullSink, options).map_err(TreeError::from)?,
+    };
+    let after = file.metadata().map_err(|source| EnableError::Io {
+        context: "stat",
+        source,
+    })?;
+    if after.len() != before.len()
+        || after.len() != descriptor.data_size()
+        || after.modified().ok() != before.modified().ok()
+    {
+        return Err(EnableError::Changed);
+    }
+    let metadata = VerityMetadata {
+        descriptor,
+        signature,
+    };
+    match rustix::fs::fsetxattr(file, METADATA_XATTR, &metadata.encode(), XattrFlags::CREATE) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Err(EnableError::AlreadyVerity),
+        Err(e) if is_unsupported(&e.into()) => return Err(EnableError::NoUserXattrs(e.into())),
+        Err(e) => {
+            return Err(EnableError::Io {
+                context: "set the verity xattr",
+                source: e.into(),
+            });
+        }
+    }
+    file.sync_all().map_err(|source| EnableError::Io {
+        context: "fsync",
+        source,
+    })?;
+    Ok(metadata)
+}
+
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOSYS))
+}
