@@ -1,0 +1,238 @@
+//! A real mount per test: a temp dir with `backing/` and `mnt/`, the daemon as a
+//! child process, readiness by polling /proc/self/mountinfo, and an unmount in
+//! `Drop` that always runs, even when the test fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fsverity-fuse")
+}
+
+/// True if FUSE mounts can run here. Under CI=true a missing FUSE is a failure,
+/// never a skip.
+pub fn fuse_available() -> bool {
+    let ok = Path::new("/dev/fuse").exists() && rustix::process::geteuid().is_root();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "FUSE tests need root and /dev/fuse, and CI=true forbids skipping them"
+        );
+        eprintln!("skipping: FUSE tests need root and /dev/fuse");
+    }
+    ok
+}
+
+/// Skips the calling test (outside CI) when FUSE is unavailable.
+macro_rules! require_fuse {
+    () => {
+        if !$crate::mount::harness::fuse_available() {
+            return;
+        }
+    };
+}
+pub(crate) use require_fuse;
+
+/// A scratch directory with `backing/` and `mnt/`.
+#[derive(Debug)]
+pub struct Scratch {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// Creates `backing/` (with an empty tree store) and `mnt/`.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("fsverity-fuse-it-")
+            .tempdir()
+            .expect("tempdir");
+        fs::create_dir(dir.path().join("backing")).expect("mkdir backing");
+        fs::create_dir(dir.path().join("mnt")).expect("mkdir mnt");
+        Self { dir }
+    }
+
+    /// The backing directory.
+    pub fn backing(&self) -> PathBuf {
+        self.dir.path().join("backing")
+    }
+
+    /// The mount point.
+    pub fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// A path in the backing directory.
+    pub fn b(&self, rel: &str) -> PathBuf {
+        self.backing().join(rel)
+    }
+
+    /// Writes a backing file.
+    pub fn write(&self, rel: &str, data: &[u8]) -> PathBuf {
+        let p = self.b(rel);
+        if let Some(parent) = p.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&p, data).expect("write backing file");
+        p
+    }
+
+    /// Runs `fsverity-fuse enable` on backing files, asserting success.
+    pub fn enable(&self, rels: &[&str], extra: &[&str]) {
+        let out = Command::new(bin())
+            .arg("enable")
+            .args(rels.iter().map(|r| self.b(r)))
+            .args(extra)
+            .output()
+            .expect("run enable");
+        assert!(
+            out.status.success(),
+            "enable failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Mounts `backing/` on `mnt/` with extra arguments.
+    pub fn mount(&self, extra: &[&str]) -> Mount {
+        Mount::start(&self.backing(), &self.mnt(), extra, self.dir.path())
+    }
+}
+
+/// A running mount; unmounted in `Drop`.
+#[derive(Debug)]
+pub struct Mount {
+    mnt: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+/// Whether `mnt` is a mount point of type fuse.fsverity-fuse.
+pub fn is_mounted(mnt: &Path) -> bool {
+    let mnt = mnt.canonicalize().unwrap_or_else(|_| mnt.to_path_buf());
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let sep = fields.iter().position(|f| *f == "-");
+        fields.get(4).map(Path::new) == Some(mnt.as_path())
+            && sep.and_then(|i| fields.get(i + 1)) == Some(&"fuse.fsverity-fuse")
+    })
+}
+
+impl Mount {
+    /// Starts the daemon and waits until the mount is live.
+    pub fn start(backing: &Path, mnt: &Path, extra: &[&str], logdir: &Path) -> Self {
+        let log = logdir.join(format!("daemon-{}.log", std::process::id()));
+        let logfile = fs::File::create(&log).expect("log file");
+        let child = Command::new(bin())
+            .arg("mount")
+            .arg(backing)
+            .arg(mnt)
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile)
+            .spawn()
+            .expect("spawn daemon");
+        let mut m = Self {
+            mnt: mnt.to_path_buf(),
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(mnt) {
+            if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("daemon exited before mounting ({status}): {}", m.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear within 20 s: {}",
+                m.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    /// A path inside the mount.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Unmounts with umount(8) and returns the daemon's exit status.
+    pub fn unmount(mut self) -> ExitStatus {
+        self.shutdown().expect("daemon status")
+    }
+
+    /// Sends SIGTERM and returns the daemon's exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("kill");
+        let status = wait_timeout(child, Duration::from_secs(20))
+            .expect("daemon did not exit after SIGTERM");
+        self.child = None;
+        assert!(!is_mounted(&self.mnt), "mount still present after SIGTERM");
+        status
+    }
+
+    fn shutdown(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        for attempt in 0..50 {
+            if !is_mounted(&self.mnt) {
+                break;
+            }
+            let lazy = attempt >= 40;
+            let mut cmd = Command::new("umount");
+            if lazy {
+                cmd.arg("-l");
+            }
+            let _ = cmd.arg(&self.mnt).stderr(Stdio::null()).status();
+            if is_mounted(&self.mnt) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        match wait_timeout(&mut child, Duration::from_secs(20)) {
+            Some(status) => Some(status),
+            None => {
+                let _ = child.kill();
+                child.wait().ok()
+            }
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

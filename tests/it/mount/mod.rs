@@ -1,0 +1,5 @@
+//! Real FUSE mounts of `fsverity-fuse mount`.
+
+pub mod harness;
+
+mod basic;
