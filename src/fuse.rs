@@ -19,6 +19,7 @@ use fuser::{
 };
 
 use crate::error::Error;
+use crate::ioctl;
 use crate::fs::{Attr, Caller, SetAttr, SetTime, Timespec, VerityFs, XattrReply};
 
 /// How long the kernel may cache attributes and entries.
@@ -189,6 +190,60 @@ impl FuseAdapter {
                 log_err(op, &e);
                 reply.error(errno(&e))
             }
+        }
+    }
+}
+
+impl FuseAdapter {
+    #[allow(clippy::too_many_arguments)]
+    fn ioctl(&self, req: &Request, ino: u64, fh: u64, cmd: u32, in_data: &[u8], out_size: u32, reply: ReplyIoctl) {
+        let fail = |reply: ReplyIoctl, e: Error| {
+            log_err("ioctl", &e);
+            reply.error(errno(&e))
+        };
+        match cmd {
+            ioctl::FS_IOC_ENABLE_VERITY => {
+                let request = match ioctl::parse_enable(in_data) {
+                    Ok(r) => r,
+                    Err(e) => return fail(reply, e),
+                };
+                // Hashing a large file must not hold a request thread.
+                let fs = self.fs.clone();
+                let who = caller(req);
+                let spawned = std::thread::Builder::new().name("enable-verity".into()).spawn(move || {
+                    guarded("enable-verity", || match fs.enable_verity(ino, fh, request, who) {
+                        Ok(()) => reply.ioctl(0, &[]),
+                        Err(e) => fail(reply, e),
+                    })
+                });
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "cannot start the enable thread");
+                }
+            }
+            ioctl::FS_IOC_MEASURE_VERITY => {
+                let r = self.fs.measure(ino).and_then(|(alg, digest)| {
+                    ioctl::encode_measure(in_data, alg, digest.as_bytes())
+                });
+                match r {
+                    Ok(out) if out.len() <= out_size as usize => reply.ioctl(0, &out),
+                    Ok(_) => fail(reply, Error::Overflow),
+                    Err(e) => fail(reply, e),
+                }
+            }
+            ioctl::FS_IOC_GETFLAGS => match self.fs.get_flags(ino, fh) {
+                Ok(flags) => reply.ioctl(0, &flags.to_le_bytes()),
+                Err(e) => fail(reply, e),
+            },
+            ioctl::FS_IOC_SETFLAGS if in_data.len() >= 4 => {
+                let flags = u32::from_le_bytes([in_data[0], in_data[1], in_data[2], in_data[3]]);
+                match self.fs.set_flags(fh, flags) {
+                    Ok(()) => reply.ioctl(0, &[]),
+                    Err(e) => fail(reply, e),
+                }
+            }
+            // The output buffer cannot be written through FUSE: use
+            // `fsverity-fuse dump-metadata` instead.
+            _ => fail(reply, Error::NotTty),
         }
     }
 }
@@ -646,10 +701,7 @@ impl Filesystem for FuseAdapter {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        guarded("ioctl", || {
-            let _ = (req, ino, fh, cmd, in_data, out_size);
-            reply.error(errno(&Error::NotTty))
-        });
+        guarded("ioctl", || self.ioctl(req, ino.0, fh.0, cmd, in_data, out_size, reply));
     }
 
     fn fallocate(

@@ -11,6 +11,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod fuse;
+pub mod ioctl;
 pub mod merkle;
 pub mod mount;
 pub mod store;

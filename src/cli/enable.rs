@@ -67,6 +67,7 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
                     BuildOptions {
                         threads: args.threads,
                     },
+                    &|_| Ok(()),
                 )
                 .with_context(|| format!("can't enable verity on '{}'", path.display()))
             });

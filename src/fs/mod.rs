@@ -12,6 +12,7 @@ mod dir;
 mod files;
 mod handle;
 mod inode;
+mod ioctl;
 mod namespace;
 mod policy;
 mod ratelimit;

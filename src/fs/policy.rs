@@ -64,6 +64,20 @@ impl VerityFs {
         Ok(())
     }
 
+    /// Checks an enable request before any hashing (signature presence).
+    pub(super) fn check_enable_policy(&self, _signature: Option<&[u8]>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checks the signature of a freshly built descriptor before it is committed.
+    pub(super) fn check_enable_signature(
+        &self,
+        _descriptor: &crate::format::Descriptor,
+        _signature: Option<&[u8]>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Fails once the mount has stopped serving (`--on-corruption=abort`).
     pub(super) fn check_not_aborted(&self) -> Result<()> {
         if self.aborted.load(Ordering::Relaxed) {

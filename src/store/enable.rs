@@ -33,6 +33,9 @@ pub enum EnableError {
     /// Building or storing the tree failed.
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// The caller's check of the descriptor (e.g. its signature) refused it.
+    #[error("{0}")]
+    Rejected(crate::error::Error),
     /// Another I/O error.
     #[error("{context}: {source}")]
     Io {
@@ -58,15 +61,19 @@ pub fn read_metadata(
     }
 }
 
+/// Checks a freshly built descriptor before it is committed (e.g. its signature).
+pub type CommitCheck<'a> = &'a dyn Fn(&Descriptor) -> Result<(), crate::error::Error>;
+
 /// Enables verity on `file` (open for reading) with `params`, storing the tree in
 /// `store` if given (else it is rebuilt when first needed) and `signature` with
-/// the descriptor.
+/// the descriptor. `check` sees the descriptor before the xattr is set.
 pub fn enable_file(
     file: &File,
     store: Option<&TreeStore>,
     params: &TreeParams,
     signature: Option<Vec<u8>>,
     options: BuildOptions,
+    check: CommitCheck<'_>,
 ) -> Result<VerityMetadata, EnableError> {
     let before = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
@@ -100,6 +107,7 @@ pub fn enable_file(
     {
         return Err(EnableError::Changed);
     }
+    check(&descriptor).map_err(EnableError::Rejected)?;
     let metadata = VerityMetadata {
         descriptor,
         signature,
