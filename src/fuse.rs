@@ -19,8 +19,8 @@ use fuser::{
 };
 
 use crate::error::Error;
-use crate::ioctl;
 use crate::fs::{Attr, Caller, SetAttr, SetTime, Timespec, VerityFs, XattrReply};
+use crate::ioctl;
 
 /// How long the kernel may cache attributes and entries.
 #[derive(Clone, Copy, Debug)]
@@ -196,7 +196,16 @@ impl FuseAdapter {
 
 impl FuseAdapter {
     #[allow(clippy::too_many_arguments)]
-    fn ioctl(&self, req: &Request, ino: u64, fh: u64, cmd: u32, in_data: &[u8], out_size: u32, reply: ReplyIoctl) {
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: u64,
+        fh: u64,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
+        reply: ReplyIoctl,
+    ) {
         let fail = |reply: ReplyIoctl, e: Error| {
             log_err("ioctl", &e);
             reply.error(errno(&e))
@@ -210,12 +219,16 @@ impl FuseAdapter {
                 // Hashing a large file must not hold a request thread.
                 let fs = self.fs.clone();
                 let who = caller(req);
-                let spawned = std::thread::Builder::new().name("enable-verity".into()).spawn(move || {
-                    guarded("enable-verity", || match fs.enable_verity(ino, fh, request, who) {
-                        Ok(()) => reply.ioctl(0, &[]),
-                        Err(e) => fail(reply, e),
-                    })
-                });
+                let spawned = std::thread::Builder::new()
+                    .name("enable-verity".into())
+                    .spawn(move || {
+                        guarded("enable-verity", || {
+                            match fs.enable_verity(ino, fh, request, who) {
+                                Ok(()) => reply.ioctl(0, &[]),
+                                Err(e) => fail(reply, e),
+                            }
+                        })
+                    });
                 if let Err(e) = spawned {
                     tracing::error!(error = %e, "cannot start the enable thread");
                 }
@@ -701,7 +714,9 @@ impl Filesystem for FuseAdapter {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        guarded("ioctl", || self.ioctl(req, ino.0, fh.0, cmd, in_data, out_size, reply));
+        guarded("ioctl", || {
+            self.ioctl(req, ino.0, fh.0, cmd, in_data, out_size, reply)
+        });
     }
 
     fn fallocate(

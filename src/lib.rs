@@ -15,4 +15,4 @@ pub mod ioctl;
 pub mod merkle;
 pub mod mount;
 pub mod store;
-mod sys;
+pub mod sys;

@@ -7,7 +7,10 @@ use clap::{Parser, Subcommand};
 
 mod args;
 mod digest;
+mod dump;
 mod enable;
+mod locate;
+mod measure;
 mod mount;
 
 /// fs-verity for any filesystem: a FUSE mount that verifies every block of
@@ -30,6 +33,10 @@ enum Command {
     Enable(enable::EnableArgs),
     /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
     Mount(mount::MountArgs),
+    /// Print the fs-verity digest of verity files (like `fsverity measure`).
+    Measure(measure::MeasureArgs),
+    /// Dump a verity file's Merkle tree, descriptor or signature (like `fsverity dump_metadata`).
+    DumpMetadata(dump::DumpArgs),
 }
 
 /// A mistake in how the command was invoked (exit code 2).
@@ -66,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Digest(args) => digest::run(&args),
         Command::Enable(args) => enable::run(&args),
         Command::Mount(args) => mount::run(&args),
+        Command::Measure(args) => measure::run(&args),
+        Command::DumpMetadata(args) => dump::run(&args),
     }
 }
 

@@ -187,3 +187,18 @@ fn sparse_files_hash_like_their_zeros() {
         assert_eq!(sink.0, want_tree);
     }
 }
+
+#[test]
+fn check_tree_finds_the_bad_block() {
+    let params = TreeParams::default();
+    let data = pseudo_random(200 * 4096, 5);
+    let (d, tree) = build(&data, &params, 1);
+    assert_eq!(check_tree(&d, &tree), Ok(()));
+    let g = d.geometry();
+    for (level, index) in [(1usize, 0u64), (0, 1)] {
+        let mut bad = tree.clone();
+        bad[g.tree_offset(level, index) as usize + 9] ^= 4;
+        assert_eq!(check_tree(&d, &bad), Err((level, index)));
+    }
+    assert!(check_tree(&d, &tree[..4096]).is_err());
+}
