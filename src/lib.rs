@@ -14,5 +14,6 @@ pub mod fuse;
 pub mod ioctl;
 pub mod merkle;
 pub mod mount;
+pub mod signature;
 pub mod store;
 pub mod sys;

@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::TreeArgs;
+use crate::error::Error;
+use crate::format::Descriptor;
 use crate::merkle::BuildOptions;
+use crate::signature::{PrivateKey, TrustedKeys, parse_signature};
 use crate::store::{STORE_DIR_NAME, TreeStore, enable_file};
 
 /// Enable fs-verity on files of a backing directory.
@@ -26,6 +29,18 @@ pub(crate) struct EnableArgs {
     /// Hashing threads (0 = every core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) threads: usize,
+    /// Store this signature (64 raw Ed25519 bytes, e.g. from `fsverity-fuse sign`
+    /// or `openssl pkeyutl -sign -rawin`) with the file. Checked against
+    /// --trusted-key if given.
+    #[arg(long, value_name = "SIGFILE", conflicts_with = "key")]
+    pub(crate) signature: Option<PathBuf>,
+    /// Sign the file with this PKCS#8 PEM Ed25519 private key while enabling.
+    #[arg(long, value_name = "KEYFILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Refuse a --signature that does not verify under these public keys
+    /// (files, or directories of .pem files).
+    #[arg(long = "trusted-key", value_name = "KEY")]
+    pub(crate) trusted_keys: Vec<PathBuf>,
 }
 
 /// The nearest tree store above `file`.
@@ -38,6 +53,30 @@ fn find_store(file: &Path) -> Option<PathBuf> {
 }
 
 pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
+    if args.signature.is_some() && args.files.len() > 1 {
+        return Err(super::UsageError("--signature takes exactly one FILE".into()).into());
+    }
+    let key = args.key.as_deref().map(PrivateKey::load).transpose()?;
+    let given = match &args.signature {
+        Some(p) => Some(
+            std::fs::read(p).with_context(|| format!("can't read signature '{}'", p.display()))?,
+        ),
+        None => None,
+    };
+    let trusted = TrustedKeys::load(&args.trusted_keys)?;
+    let sign = |d: &Descriptor| -> Result<Option<Vec<u8>>, Error> {
+        if let Some(k) = &key {
+            return Ok(Some(k.sign(d.algorithm(), &d.digest()).to_vec()));
+        }
+        let Some(sig) = &given else { return Ok(None) };
+        parse_signature(sig).map_err(|e| Error::BadMessage(e.to_string()))?;
+        if !trusted.is_empty() {
+            trusted
+                .verify(d.algorithm(), &d.digest(), sig)
+                .map_err(|e| Error::KeyRejected(e.to_string()))?;
+        }
+        Ok(Some(sig.clone()))
+    };
     let explicit = match &args.tree_dir {
         Some(dir) => Some(
             TreeStore::open(dir).with_context(|| format!("tree directory {}", dir.display()))?,
@@ -63,11 +102,10 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
                     &file,
                     store,
                     &args.tree.params(),
-                    None,
                     BuildOptions {
                         threads: args.threads,
                     },
-                    &|_| Ok(()),
+                    &sign,
                 )
                 .with_context(|| format!("can't enable verity on '{}'", path.display()))
             });

@@ -9,6 +9,7 @@ mod args;
 mod digest;
 mod dump;
 mod enable;
+mod keys;
 mod locate;
 mod measure;
 mod mount;
@@ -35,6 +36,10 @@ enum Command {
     Mount(mount::MountArgs),
     /// Print the fs-verity digest of verity files (like `fsverity measure`).
     Measure(measure::MeasureArgs),
+    /// Generate an Ed25519 key pair (PKCS#8 / SubjectPublicKeyInfo PEM).
+    Keygen(keys::KeygenArgs),
+    /// Sign a file's fs-verity digest (like `fsverity sign`).
+    Sign(keys::SignArgs),
     /// Dump a verity file's Merkle tree, descriptor or signature (like `fsverity dump_metadata`).
     DumpMetadata(dump::DumpArgs),
 }
@@ -74,6 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Enable(args) => enable::run(&args),
         Command::Mount(args) => mount::run(&args),
         Command::Measure(args) => measure::run(&args),
+        Command::Keygen(args) => keys::keygen(&args),
+        Command::Sign(args) => keys::sign(&args),
         Command::DumpMetadata(args) => dump::run(&args),
     }
 }

@@ -1,6 +1,7 @@
 //! `fsverity-fuse mount BACKING MOUNTPOINT`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use clap::Args;
 use crate::fs::{FsOptions, OnCorruption, Policy};
 use crate::fuse::Ttls;
 use crate::mount::{MountConfig, mount};
+use crate::signature::TrustedKeys;
 
 /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
 #[derive(Args, Debug)]
@@ -35,6 +37,14 @@ pub(crate) struct MountArgs {
     /// Refuse to open regular files that are not verity files (EACCES).
     #[arg(long = "require-verity")]
     pub(crate) require_verity: bool,
+    /// Refuse to open verity files without a signature valid under a trusted
+    /// key (EACCES), and to enable verity without a signature (EPERM).
+    #[arg(long = "require-signatures")]
+    pub(crate) require_signatures: bool,
+    /// Trust this Ed25519 public key (SubjectPublicKeyInfo PEM), or every .pem
+    /// file in this directory. Repeatable.
+    #[arg(long = "trusted-key", value_name = "KEY")]
+    pub(crate) trusted_keys: Vec<PathBuf>,
     /// What a block that fails verification does: eio (default), log (serve it
     /// anyway, for rolling out), abort (stop serving the whole mount).
     #[arg(long = "on-corruption", default_value = "eio", value_name = "MODE")]
@@ -76,6 +86,13 @@ pub(crate) fn run(args: &MountArgs) -> Result<bool> {
         );
     }
     let ttl = Duration::from_secs_f64(args.attr_timeout);
+    let trusted = TrustedKeys::load(&args.trusted_keys)?;
+    if args.require_signatures && trusted.is_empty() {
+        return Err(super::UsageError(
+            "--require-signatures needs at least one --trusted-key".into(),
+        )
+        .into());
+    }
     let config = MountConfig {
         backing: args.backing.clone(),
         mountpoint: args.mountpoint.clone(),
@@ -86,6 +103,8 @@ pub(crate) fn run(args: &MountArgs) -> Result<bool> {
             build_threads: 0,
             policy: Policy {
                 require_verity: args.require_verity,
+                require_signatures: args.require_signatures,
+                trusted_keys: Arc::new(trusted),
                 on_corruption: args.on_corruption,
             },
         },

@@ -160,17 +160,11 @@ impl VerityFs {
         let options = BuildOptions {
             threads: self.options.build_threads,
         };
-        let signature = req.signature.clone();
-        let check =
-            |d: &crate::format::Descriptor| self.check_enable_signature(d, signature.as_deref());
-        let result = enable_file(
-            &file.file,
-            self.store.as_ref(),
-            &req.params,
-            req.signature,
-            options,
-            &check,
-        );
+        let sign = |d: &crate::format::Descriptor| {
+            self.check_enable_signature(d, req.signature.as_deref())?;
+            Ok(req.signature.clone())
+        };
+        let result = enable_file(&file.file, self.store.as_ref(), &req.params, options, &sign);
         match result {
             Ok(meta) => {
                 Stats::add(&self.stats.trees_built, 1);

@@ -1,6 +1,7 @@
 //! Mount policy: what may be opened (require-verity, require-signatures) and
 //! what a verification failure does (`--on-corruption`).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::files::ReadData;
@@ -10,6 +11,7 @@ use super::verity::VerityFile;
 use super::{Stats, VerityFs};
 use crate::error::{Error, Result};
 use crate::merkle::{Verifier, read_full};
+use crate::signature::{SignatureError, TrustedKeys, parse_signature};
 
 /// What a block that fails verification does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,14 +42,51 @@ impl std::str::FromStr for OnCorruption {
 pub struct Policy {
     /// Regular files without verity cannot be opened for reading (EACCES).
     pub require_verity: bool,
+    /// Verity files need a signature valid under a trusted key to be opened
+    /// (EACCES), and enabling needs a signature (EPERM).
+    pub require_signatures: bool,
+    /// Keys signatures are checked against.
+    pub trusted_keys: Arc<TrustedKeys>,
     /// Reaction to a verification failure.
     pub on_corruption: OnCorruption,
 }
 
 impl VerityFs {
-    /// Checks that a verity file may be opened.
-    pub(super) fn check_open_policy(&self, _inode: &Inode, _vf: &VerityFile) -> Result<()> {
-        self.check_not_aborted()
+    /// Checks that a verity file may be opened: under --require-signatures its
+    /// signature must verify under a trusted key (checked once per digest).
+    pub(super) fn check_open_policy(&self, inode: &Inode, vf: &VerityFile) -> Result<()> {
+        self.check_not_aborted()?;
+        if !self.options.policy.require_signatures {
+            return Ok(());
+        }
+        let verdict = vf.signature_verdict.get_or_init(|| {
+            let d = &vf.metadata.descriptor;
+            match &vf.metadata.signature {
+                None => Err("no signature".to_owned()),
+                Some(sig) => self
+                    .options
+                    .policy
+                    .trusted_keys
+                    .verify(d.algorithm(), &vf.digest, sig)
+                    .map(|k| k.name().to_owned())
+                    .map_err(|e| e.to_string()),
+            }
+        });
+        match verdict {
+            Ok(_) => Ok(()),
+            Err(reason) => {
+                Stats::add(&self.stats.signature_rejections, 1);
+                Stats::add(&self.stats.policy_denials, 1);
+                let path = self.describe(inode);
+                tracing::warn!(
+                    path = %path,
+                    digest = %format!("{}:{}", vf.metadata.descriptor.algorithm(), vf.digest),
+                    reason = %reason,
+                    "open denied by --require-signatures"
+                );
+                Err(Error::AccessDenied(format!("{path}: {reason}")))
+            }
+        }
     }
 
     /// Checks that a non-verity regular file may be opened for reading.
@@ -64,18 +103,41 @@ impl VerityFs {
         Ok(())
     }
 
-    /// Checks an enable request before any hashing (signature presence).
-    pub(super) fn check_enable_policy(&self, _signature: Option<&[u8]>) -> Result<()> {
-        Ok(())
+    /// Checks an enable request before any hashing: a signature must be
+    /// well-formed (EBADMSG), and present under --require-signatures (EPERM, the
+    /// kernel's require_signatures behaviour).
+    pub(super) fn check_enable_policy(&self, signature: Option<&[u8]>) -> Result<()> {
+        match signature {
+            Some(sig) => parse_signature(sig)
+                .map(drop)
+                .map_err(|e| Error::BadMessage(e.to_string())),
+            None if self.options.policy.require_signatures => {
+                Stats::add(&self.stats.policy_denials, 1);
+                Err(Error::NotPermitted(
+                    "--require-signatures: rejecting unsigned file".into(),
+                ))
+            }
+            None => Ok(()),
+        }
     }
 
-    /// Checks the signature of a freshly built descriptor before it is committed.
+    /// Checks the signature of a freshly built descriptor before it is
+    /// committed: it must verify under a trusted key (EKEYREJECTED).
     pub(super) fn check_enable_signature(
         &self,
-        _descriptor: &crate::format::Descriptor,
-        _signature: Option<&[u8]>,
+        descriptor: &crate::format::Descriptor,
+        signature: Option<&[u8]>,
     ) -> Result<()> {
-        Ok(())
+        let Some(sig) = signature else { return Ok(()) };
+        let keys = &self.options.policy.trusted_keys;
+        match keys.verify(descriptor.algorithm(), &descriptor.digest(), sig) {
+            Ok(_) => Ok(()),
+            Err(SignatureError::Malformed(m)) => Err(Error::BadMessage(m)),
+            Err(e) => {
+                Stats::add(&self.stats.signature_rejections, 1);
+                Err(Error::KeyRejected(e.to_string()))
+            }
+        }
     }
 
     /// Fails once the mount has stopped serving (`--on-corruption=abort`).

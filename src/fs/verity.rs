@@ -2,7 +2,7 @@
 //! and verifier, and the open-file accounting that enable and the page cache
 //! decisions need.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::format::HashValue;
 use crate::merkle::Verifier;
@@ -17,6 +17,9 @@ pub struct VerityFile {
     pub digest: HashValue,
     /// Built on first open (needs the tree), then shared by every handle.
     pub verifier: Mutex<Option<Arc<Verifier>>>,
+    /// Whether the signature verifies under a trusted key (name of the key, or
+    /// why not); computed on first need.
+    pub signature_verdict: OnceLock<Result<String, String>>,
 }
 
 impl VerityFile {
@@ -27,6 +30,7 @@ impl VerityFile {
             metadata,
             digest,
             verifier: Mutex::new(None),
+            signature_verdict: OnceLock::new(),
         }
     }
 }

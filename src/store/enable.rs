@@ -61,19 +61,19 @@ pub fn read_metadata(
     }
 }
 
-/// Checks a freshly built descriptor before it is committed (e.g. its signature).
-pub type CommitCheck<'a> = &'a dyn Fn(&Descriptor) -> Result<(), crate::error::Error>;
+/// Decides, from the freshly built descriptor, which signature (if any) to
+/// store with it — by signing, or by checking a given one — or refuses it.
+pub type SignFn<'a> = &'a dyn Fn(&Descriptor) -> Result<Option<Vec<u8>>, crate::error::Error>;
 
 /// Enables verity on `file` (open for reading) with `params`, storing the tree in
-/// `store` if given (else it is rebuilt when first needed) and `signature` with
-/// the descriptor. `check` sees the descriptor before the xattr is set.
+/// `store` if given (else it is rebuilt when first needed) and
+/// the signature `sign` returns for the descriptor, before the xattr is set.
 pub fn enable_file(
     file: &File,
     store: Option<&TreeStore>,
     params: &TreeParams,
-    signature: Option<Vec<u8>>,
     options: BuildOptions,
-    check: CommitCheck<'_>,
+    sign: SignFn<'_>,
 ) -> Result<VerityMetadata, EnableError> {
     let before = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
@@ -107,7 +107,7 @@ pub fn enable_file(
     {
         return Err(EnableError::Changed);
     }
-    check(&descriptor).map_err(EnableError::Rejected)?;
+    let signature = sign(&descriptor).map_err(EnableError::Rejected)?;
     let metadata = VerityMetadata {
         descriptor,
         signature,

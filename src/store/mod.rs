@@ -6,6 +6,6 @@ mod enable;
 mod meta;
 mod trees;
 
-pub use enable::{CommitCheck, EnableError, enable_file, read_metadata};
+pub use enable::{EnableError, SignFn, enable_file, read_metadata};
 pub use meta::{MAX_SIGNATURE_SIZE, METADATA_XATTR, MetadataError, VerityMetadata};
 pub use trees::{STORE_DIR_NAME, TempTree, TreeData, TreeError, TreeStore, rebuild_tree};
