@@ -6,6 +6,7 @@
 //!   [`merkle::VerifiedBytes`];
 //! - [`cli`]: the `fsverity-fuse` command line.
 
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod format;

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -51,7 +52,9 @@ pub(crate) fn run(args: &DigestArgs) -> Result<bool> {
         match digest_one(args, file) {
             Ok(line) => {
                 let mut out = stdout.lock();
-                writeln!(out, "{line}").context("writing to standard output")?;
+                out.write_all(&line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .context("writing to standard output")?;
             }
             Err(e) => {
                 super::report(&e);
@@ -62,7 +65,7 @@ pub(crate) fn run(args: &DigestArgs) -> Result<bool> {
     Ok(ok)
 }
 
-fn digest_one(args: &DigestArgs, path: &Path) -> Result<String> {
+fn digest_one(args: &DigestArgs, path: &Path) -> Result<Vec<u8>> {
     let file =
         File::open(path).with_context(|| format!("can't open '{}' for reading", path.display()))?;
     let meta = file
@@ -102,11 +105,14 @@ fn digest_one(args: &DigestArgs, path: &Path) -> Result<String> {
     } else {
         digest.to_hex()
     };
-    Ok(match (args.compact, args.for_builtin_sig) {
-        (true, _) => hex,
-        (false, true) => format!("{hex} {}", path.display()),
-        (false, false) => format!("{alg}:{hex} {}", path.display()),
-    })
+    // The file name is printed as the bytes it is, like fsverity does.
+    let mut line = match (args.compact, args.for_builtin_sig) {
+        (true, _) => return Ok(hex.into_bytes()),
+        (false, true) => format!("{hex} ").into_bytes(),
+        (false, false) => format!("{alg}:{hex} ").into_bytes(),
+    };
+    line.extend_from_slice(path.as_os_str().as_bytes());
+    Ok(line)
 }
 
 fn build(

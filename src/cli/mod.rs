@@ -13,11 +13,12 @@ mod keys;
 mod locate;
 mod measure;
 mod mount;
+mod verify;
 
 /// fs-verity for any filesystem: a FUSE mount that verifies every block of
 /// verity files against a kernel-compatible Merkle tree.
 #[derive(Parser, Debug)]
-#[command(name = "fsverity-fuse", version, about, long_about = None)]
+#[command(name = "fsverity-fuse", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -40,6 +41,8 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a file's fs-verity digest (like `fsverity sign`).
     Sign(keys::SignArgs),
+    /// Check verity files offline: data, tree, and signatures.
+    Verify(verify::VerifyArgs),
     /// Dump a verity file's Merkle tree, descriptor or signature (like `fsverity dump_metadata`).
     DumpMetadata(dump::DumpArgs),
 }
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Measure(args) => measure::run(&args),
         Command::Keygen(args) => keys::keygen(&args),
         Command::Sign(args) => keys::sign(&args),
+        Command::Verify(args) => verify::run(&args),
         Command::DumpMetadata(args) => dump::run(&args),
     }
 }

@@ -17,6 +17,8 @@ use crate::format::{BlockHasher, Descriptor, HashValue, TreeGeometry, TreeParams
 
 /// Bytes of data each work item reads and hashes.
 const CHUNK_SIZE: usize = 1 << 20;
+/// Upper bound on hashing threads.
+const MAX_THREADS: usize = 64;
 /// Files smaller than this are hashed on the calling thread only.
 const PARALLEL_THRESHOLD: u64 = 4 * CHUNK_SIZE as u64;
 
@@ -133,8 +135,13 @@ pub fn build_tree(
             levels.push_leaf_hashes(&hash_chunk(index, &mut buf)?)?;
         }
     } else {
+        // More threads than chunks (or than is ever useful) only costs.
+        let threads = match options.threads {
+            0 => 0,
+            n => n.min(chunks as usize).min(MAX_THREADS),
+        };
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(options.threads)
+            .num_threads(threads)
             .thread_name(|i| format!("fsverity-hash-{i}"))
             .build()
             .map_err(|e| io::Error::other(e.to_string()))?;

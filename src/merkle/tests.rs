@@ -1,5 +1,5 @@
 //! Builder and verifier against a deliberately naive whole-file reference.
-//! (Known answers from fsverity-utils live in tests/known_answers.rs.)
+//! (Known answers from fsverity-utils live in tests/it/digest/known_answers.rs.)
 
 use std::sync::Arc;
 
