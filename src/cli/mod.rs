@@ -13,6 +13,7 @@ mod keys;
 mod locate;
 mod measure;
 mod mount;
+mod status;
 mod verify;
 
 /// fs-verity for any filesystem: a FUSE mount that verifies every block of
@@ -41,6 +42,8 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Sign a file's fs-verity digest (like `fsverity sign`).
     Sign(keys::SignArgs),
+    /// Show a live mount's status and counters (human, --json, --prometheus).
+    Status(status::StatusArgs),
     /// Check verity files offline: data, tree, and signatures.
     Verify(verify::VerifyArgs),
     /// Dump a verity file's Merkle tree, descriptor or signature (like `fsverity dump_metadata`).
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Keygen(args) => keys::keygen(&args),
         Command::Sign(args) => keys::sign(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::DumpMetadata(args) => dump::run(&args),
     }
 }

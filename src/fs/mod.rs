@@ -17,6 +17,7 @@ mod namespace;
 mod policy;
 mod ratelimit;
 mod stats;
+mod status;
 mod verity;
 mod xattr;
 
@@ -40,6 +41,7 @@ pub use inode::ROOT_ID;
 pub use namespace::{SetAttr, SetTime, StatFs};
 pub use policy::{OnCorruption, Policy};
 pub use stats::{Stats, StatsSnapshot};
+pub use status::{MountStatus, STATUS_XATTR};
 pub use xattr::XattrReply;
 
 use crate::error::{Error, Result};
@@ -106,6 +108,7 @@ pub struct VerityFs {
     is_root: bool,
     /// Set by `--on-corruption=abort` after a failure.
     aborted: AtomicBool,
+    started: std::time::Instant,
 }
 
 /// Why a filesystem could not be set up.
@@ -182,6 +185,7 @@ impl VerityFs {
             corruption_log: RateLimiter::new(10, Duration::from_secs(5)),
             is_root: rustix::process::geteuid().is_root(),
             aborted: AtomicBool::new(false),
+            started: std::time::Instant::now(),
         })
     }
 

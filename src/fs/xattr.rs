@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{FileType, XattrFlags};
 
-use super::VerityFs;
+use super::{STATUS_XATTR, VerityFs};
 use crate::error::{Error, Result};
 use crate::store::METADATA_XATTR;
 
@@ -19,8 +19,10 @@ pub enum XattrReply {
     Data(Vec<u8>),
 }
 
+/// The metadata xattr and every name under it (`user.fsverity-fuse.*`).
 fn is_reserved(name: &OsStr) -> bool {
-    name.as_bytes() == METADATA_XATTR.as_bytes()
+    let n = name.as_bytes();
+    n.strip_prefix(METADATA_XATTR.as_bytes()).is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
 }
 
 impl VerityFs {
@@ -37,6 +39,14 @@ impl VerityFs {
 
     /// getxattr; `size` 0 asks for the size.
     pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrReply> {
+        if ino == super::ROOT_ID && name.as_bytes() == STATUS_XATTR.as_bytes() {
+            let json = serde_json::to_vec(&self.status()).map_err(|e| Error::Backing(e.into()))?;
+            return Ok(match size {
+                0 => XattrReply::Size(json.len() as u32),
+                n if (n as usize) < json.len() => return Err(Error::from_errno(libc::ERANGE)),
+                _ => XattrReply::Data(json),
+            });
+        }
         if is_reserved(name) {
             return Err(Error::from_errno(libc::ENODATA));
         }
@@ -69,7 +79,7 @@ impl VerityFs {
         buf.truncate(n);
         let filtered: Vec<u8> = buf
             .split_inclusive(|&b| b == 0)
-            .filter(|name| name.strip_suffix(&[0]).unwrap_or(name) != METADATA_XATTR.as_bytes())
+            .filter(|name| !is_reserved(OsStr::from_bytes(name.strip_suffix(&[0]).unwrap_or(name))))
             .flatten()
             .copied()
             .collect();
