@@ -20,6 +20,8 @@ pub struct MountConfig {
     pub fs: FsOptions,
     /// Let other users in (with kernel permission checks).
     pub allow_other: bool,
+    /// Forbid executing programs from the mount.
+    pub noexec: bool,
     /// Request-handling threads.
     pub threads: usize,
     /// Attribute and entry cache lifetimes.
@@ -46,7 +48,7 @@ pub enum MountError {
     #[error(transparent)]
     Setup(#[from] SetupError),
     /// The kernel refused the mount.
-    #[error("mounting {mountpoint} failed: {source}")]
+    #[error("mounting {mountpoint} failed")]
     Mount {
         /// The mount point.
         mountpoint: PathBuf,
@@ -54,8 +56,8 @@ pub enum MountError {
         source: io::Error,
     },
     /// The session ended with an error.
-    #[error("FUSE session failed: {0}")]
-    Session(io::Error),
+    #[error("FUSE session failed")]
+    Session(#[source] io::Error),
 }
 
 fn check_dir(path: &Path, what: &str) -> Result<(), String> {

@@ -147,3 +147,16 @@ pub fn read_verity_metadata(
         Ok(r as usize)
     }
 }
+
+/// `fork()`: `Ok(Some(child))` in the parent, `Ok(None)` in the child. Only for
+/// a process that has not started any thread yet (daemonizing at startup).
+pub fn fork() -> io::Result<Option<i32>> {
+    // SAFETY: called before any thread exists (the mount helper forks first
+    // thing), so the child's single thread inherits consistent state.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        child => Ok(Some(child)),
+    }
+}

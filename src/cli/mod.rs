@@ -9,6 +9,7 @@ mod args;
 mod digest;
 mod dump;
 mod enable;
+mod helper;
 mod keys;
 mod locate;
 mod measure;
@@ -62,18 +63,34 @@ pub(crate) fn report(e: &anyhow::Error) {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let subcommands: Vec<String> = {
+        use clap::CommandFactory;
+        Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).chain(["help".to_owned()]).collect()
+    };
+    let result = match helper::detect(&argv, &subcommands) {
+        Some(args) => run_helper(&args),
+        None => run(Cli::parse()),
+    };
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             report(&e);
-            if e.is::<UsageError>() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if e.is::<UsageError>() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
+    }
+}
+
+/// The mount(8) helper form.
+fn run_helper(args: &[std::ffi::OsString]) -> anyhow::Result<bool> {
+    let h = helper::parse(args)?;
+    if h.foreground {
+        init_logging(h.verbose);
+        mount::run(&h.mount)
+    } else {
+        // Logging starts in the daemon, after the fork.
+        mount::run_daemon(&h.mount, h.verbose)
     }
 }
 
@@ -93,15 +110,36 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
     let default = match verbose {
         0 => "warn,fuser=error",
         1 => "info,fuser=warn",
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+/// Logging of a daemonized mount: to the journal when there is one (structured
+/// fields such as PATH, OFFSET, LEVEL, EXPECTED, ACTUAL), else to standard error
+/// until it is detached.
+pub(crate) fn init_daemon_logging(verbose: u8) {
+    use tracing_subscriber::prelude::*;
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        if let Ok(journald) = tracing_journald::layer() {
+            let _ = tracing_subscriber::registry()
+                .with(log_filter(verbose))
+                .with(journald.with_syslog_identifier("fsverity-fuse".into()))
+                .try_init();
+            return;
+        }
+    }
+    init_logging(verbose);
+}
+
+fn init_logging(verbose: u8) {
+    let filter = log_filter(verbose);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

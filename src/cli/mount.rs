@@ -4,12 +4,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::fs::{FsOptions, OnCorruption, Policy};
 use crate::fuse::Ttls;
 use crate::mount::{MountConfig, mount};
+use crate::notify::notify;
 use crate::signature::TrustedKeys;
 
 /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
@@ -49,6 +53,9 @@ pub(crate) struct MountArgs {
     /// anyway, for rolling out), abort (stop serving the whole mount).
     #[arg(long = "on-corruption", default_value = "eio", value_name = "MODE")]
     pub(crate) on_corruption: OnCorruption,
+    /// Forbid executing programs from the mount.
+    #[arg(long)]
+    pub(crate) noexec: bool,
     /// Seconds the kernel may cache attributes and directory entries.
     #[arg(long = "attr-timeout", default_value_t = 1.0, value_name = "SECONDS")]
     pub(crate) attr_timeout: f64,
@@ -74,32 +81,23 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is too large"))
 }
 
-pub(crate) fn run(args: &MountArgs) -> Result<bool> {
+/// Checks the arguments and turns them into a mount configuration.
+fn config(args: &MountArgs) -> Result<MountConfig> {
     if !(0.0..=3600.0).contains(&args.attr_timeout) {
-        return Err(
-            super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into(),
-        );
+        return Err(super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into());
     }
-    if args.on_corruption == OnCorruption::Log {
-        tracing::warn!(
-            "--on-corruption=log: blocks that fail verification are SERVED ANYWAY; use only while rolling verity out"
-        );
-    }
-    let ttl = Duration::from_secs_f64(args.attr_timeout);
     let trusted = TrustedKeys::load(&args.trusted_keys)?;
     if args.require_signatures && trusted.is_empty() {
-        return Err(super::UsageError(
-            "--require-signatures needs at least one --trusted-key".into(),
-        )
-        .into());
+        return Err(super::UsageError("--require-signatures needs at least one --trusted-key".into()).into());
     }
-    let config = MountConfig {
-        backing: args.backing.clone(),
-        mountpoint: args.mountpoint.clone(),
+    let ttl = Duration::from_secs_f64(args.attr_timeout);
+    Ok(MountConfig {
+        backing: std::path::absolute(&args.backing).unwrap_or_else(|_| args.backing.clone()),
+        mountpoint: std::path::absolute(&args.mountpoint).unwrap_or_else(|_| args.mountpoint.clone()),
         fs: FsOptions {
             read_only: args.ro,
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
-            tree_dir: args.tree_dir.clone(),
+            tree_dir: args.tree_dir.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
             build_threads: 0,
             policy: Policy {
                 require_verity: args.require_verity,
@@ -109,17 +107,85 @@ pub(crate) fn run(args: &MountArgs) -> Result<bool> {
             },
         },
         allow_other: args.allow_other,
+        noexec: args.noexec,
         threads: args.threads.into(),
-        ttl: Ttls {
-            attr: ttl,
-            entry: ttl,
-        },
-    };
+        ttl: Ttls { attr: ttl, entry: ttl },
+    })
+}
+
+fn warn_about(args: &MountArgs) {
+    if args.on_corruption == OnCorruption::Log {
+        tracing::warn!(
+            "--on-corruption=log: blocks that fail verification are SERVED ANYWAY; use only while rolling verity out"
+        );
+    }
+}
+
+/// Mounts and serves in the foreground until unmounted or signalled, telling
+/// systemd (Type=notify) when the mount is live and when it stops.
+pub(crate) fn run(args: &MountArgs) -> Result<bool> {
+    let config = config(args)?;
+    warn_about(args);
     let mounted = mount(&config)?;
-    tracing::info!(backing = %args.backing.display(), mountpoint = %args.mountpoint.display(), "mounted");
-    mounted.serve()?;
+    tracing::info!(backing = %config.backing.display(), mountpoint = %config.mountpoint.display(), "mounted");
+    notify("READY=1");
+    let result = mounted.serve();
+    notify("STOPPING=1");
+    result?;
     tracing::info!("unmounted");
     Ok(true)
+}
+
+/// Mounts in a daemon: returns (exit 0) once the filesystem is live, or reports
+/// the failure (exit 1), like other FUSE filesystems started by mount(8).
+pub(crate) fn run_daemon(args: &MountArgs, verbose: u8) -> Result<bool> {
+    let config = config(args)?;
+    let (mut parent_end, mut child_end) = UnixStream::pair().context("creating a socket pair")?;
+    match crate::sys::fork().context("fork")? {
+        Some(_child) => {
+            drop(child_end);
+            let mut msg = String::new();
+            let _ = parent_end.read_to_string(&mut msg);
+            match msg.strip_prefix("ok") {
+                Some(_) => Ok(true),
+                None if msg.is_empty() => anyhow::bail!("the daemon exited before the mount was live"),
+                None => anyhow::bail!("{}", msg.trim_end()),
+            }
+        }
+        None => {
+            drop(parent_end);
+            let _ = rustix::process::setsid();
+            super::init_daemon_logging(verbose);
+            warn_about(args);
+            let mounted = match mount(&config) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = write!(child_end, "{:#}", anyhow::Error::from(e));
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(backing = %config.backing.display(), mountpoint = %config.mountpoint.display(), "mounted");
+            detach_stdio();
+            let _ = child_end.write_all(b"ok");
+            drop(child_end);
+            let result = mounted.serve();
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "session ended with an error");
+            }
+            std::process::exit(i32::from(result.is_err()));
+        }
+    }
+}
+
+/// Points standard input, output and error at /dev/null and leaves the
+/// working directory (a daemon must not keep either busy).
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
+    let _ = std::env::set_current_dir("/");
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ pub struct VerityFs {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// The backing directory cannot be used.
-    #[error("backing directory {path}: {source}")]
+    #[error("backing directory {path}")]
     Backing {
         /// The path given.
         path: PathBuf,
@@ -123,7 +123,7 @@ pub enum SetupError {
         source: io::Error,
     },
     /// The tree store cannot be used.
-    #[error("tree directory {path}: {source}")]
+    #[error("tree directory {path}")]
     TreeDir {
         /// The path given.
         path: PathBuf,
