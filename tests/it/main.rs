@@ -1,5 +1,8 @@
 //! The integration test binary: one binary, one module per area.
 
 mod digest;
+mod ioctl;
 mod mount;
+mod ops;
+mod signatures;
 mod util;
