@@ -1,5 +1,15 @@
 //! Real FUSE mounts of `fsverity-fuse mount`.
 
 pub mod harness;
+pub mod support;
 
 mod basic;
+mod concurrency;
+mod errors;
+mod escape;
+mod immutable;
+mod mmap;
+mod passthrough;
+mod readonly;
+mod reads;
+mod tamper;
