@@ -287,3 +287,53 @@ fn a_symlinked_tree_store_does_not_make_the_daemon_write_outside() {
         "the daemon wrote outside the backing directory through a symlinked store: {written:?}"
     );
 }
+
+#[test]
+fn the_tree_store_name_and_metadata_xattr_cannot_be_claimed_through_the_mount() {
+    // Whoever uses the mount cannot plant anything at the store's name (a symlink
+    // there would redirect the daemon) nor forge verity metadata on a file.
+    require_fuse!();
+    let s = Scratch::new();
+    s.write("plain", b"plain");
+    fs::create_dir(s.b("dir")).expect("mkdir");
+    let m = s.mount(&[]);
+    let store = m.p(".fsverity-fuse");
+    let rustix_err = |r: rustix::io::Result<()>| r.map_err(std::io::Error::from);
+    let attempts: Vec<(&str, std::io::Result<()>)> = vec![
+        ("create", File::create(&store).map(drop)),
+        ("mkdir", fs::create_dir(&store)),
+        ("symlink", symlink("/", &store)),
+        ("link", fs::hard_link(m.p("plain"), &store)),
+        ("rename onto", fs::rename(m.p("dir"), &store)),
+        (
+            "mkfifo",
+            rustix_err(rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &store,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )),
+        ),
+        (
+            "set the metadata xattr",
+            rustix_err(rustix::fs::setxattr(
+                m.p("plain"),
+                "user.fsverity-fuse",
+                &[0u8; 256],
+                XattrFlags::empty(),
+            )),
+        ),
+    ];
+    for (what, result) in attempts {
+        let err = result.expect_err(what);
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{what}: {err}");
+    }
+    let store_in_backing = fs::symlink_metadata(s.b(".fsverity-fuse")).expect("the mount's store");
+    assert!(store_in_backing.is_dir(), "the store was replaced");
+    assert!(s.b("dir").is_dir() && s.b("plain").is_file());
+    let mut buf = [0u8; 8];
+    assert!(rustix::fs::getxattr(s.b("plain"), "user.fsverity-fuse", &mut buf[..]).is_err());
+    // The same names one level down are ordinary.
+    fs::create_dir(m.p("dir/.fsverity-fuse")).expect("mkdir in a subdirectory");
+}

@@ -192,8 +192,9 @@ impl Mount {
         status
     }
 
+    /// Unmounts (even when the daemon is already gone, so that a dead mount is
+    /// not left behind) and reaps the daemon if it is still ours.
     fn shutdown(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
         for attempt in 0..50 {
             if !is_mounted(&self.mnt) {
                 break;
@@ -208,6 +209,7 @@ impl Mount {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        let mut child = self.child.take()?;
         match wait_timeout(&mut child, Duration::from_secs(20)) {
             Some(status) => Some(status),
             None => {

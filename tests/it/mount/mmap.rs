@@ -2,6 +2,7 @@
 //! the other pages of the same mapping read correctly. Each touch runs in its own
 //! Python process, so the signal kills the child and not the test.
 
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output};
 
 use super::harness::require_fuse;
@@ -30,7 +31,6 @@ fn touch(path: &std::path::Path, pages: &[u64]) -> Output {
 
 #[test]
 fn touching_a_corrupted_page_is_sigbus_and_other_pages_read_correctly() {
-    use std::os::unix::process::ExitStatusExt;
     require_fuse!();
     let s = scratch_with_store();
     let size = 40 * PAGE as usize + 123;

@@ -8,6 +8,7 @@ mod concurrency;
 mod errors;
 mod escape;
 mod immutable;
+mod lifecycle;
 mod mmap;
 mod passthrough;
 mod readonly;

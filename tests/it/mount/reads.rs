@@ -3,7 +3,7 @@
 //! and lengths, and sparse files.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 
 use super::harness::require_fuse;
 use super::support::{self, data, pread, scratch_with_store, slice_at};
@@ -152,7 +152,6 @@ fn sparse_verity_files_read_back_with_their_holes() {
         }
     }
     // The backing file really has holes.
-    use std::os::unix::fs::MetadataExt;
     let allocated = fs::metadata(s.b("sparse")).expect("stat").blocks() * 512;
     assert!(
         allocated < size / 4,
