@@ -10,7 +10,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::format::Descriptor;
-use crate::merkle::{BlockCache, BuildOptions, NullSink, Verifier, VerifyError, build_tree, check_tree};
+use crate::merkle::{
+    BlockCache, BuildOptions, NullSink, Verifier, VerifyError, build_tree, check_tree,
+};
 use crate::signature::TrustedKeys;
 use crate::store::{TreeStore, VerityMetadata, read_metadata};
 
@@ -43,7 +45,11 @@ pub struct Problem {
 
 impl Problem {
     fn file(reason: impl Into<String>) -> Self {
-        Self { block: None, offset: None, reason: reason.into() }
+        Self {
+            block: None,
+            offset: None,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -99,7 +105,9 @@ pub fn audit_file(
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
-            report.problems.push(Problem::file(format!("cannot open: {e}")));
+            report
+                .problems
+                .push(Problem::file(format!("cannot open: {e}")));
             return report;
         }
     };
@@ -113,11 +121,15 @@ pub fn audit_file(
         Ok(Some(Ok(m))) => m,
         Ok(Some(Err(e))) => {
             report.verity = true;
-            report.problems.push(Problem::file(format!("damaged verity metadata: {e}")));
+            report
+                .problems
+                .push(Problem::file(format!("damaged verity metadata: {e}")));
             return report;
         }
         Err(e) => {
-            report.problems.push(Problem::file(format!("cannot read verity metadata: {e}")));
+            report
+                .problems
+                .push(Problem::file(format!("cannot read verity metadata: {e}")));
             return report;
         }
     };
@@ -132,7 +144,9 @@ pub fn audit_file(
             d.data_size()
         ))),
         Ok(_) => {}
-        Err(e) => report.problems.push(Problem::file(format!("cannot stat: {e}"))),
+        Err(e) => report
+            .problems
+            .push(Problem::file(format!("cannot stat: {e}"))),
     }
     check_data(&file, d, store, &mut report, progress);
     report
@@ -146,7 +160,9 @@ fn check_signature(meta: &VerityMetadata, options: &AuditOptions, report: &mut F
         (Some(sig), false) => match options.trusted_keys.verify(d.algorithm(), &d.digest(), sig) {
             Ok(_) => SignatureState::Valid,
             Err(e) => {
-                report.problems.push(Problem::file(format!("signature: {e}")));
+                report
+                    .problems
+                    .push(Problem::file(format!("signature: {e}")));
                 SignatureState::Invalid
             }
         },
@@ -163,10 +179,12 @@ fn check_data(
     report: &mut FileReport,
     progress: &dyn Fn(u64),
 ) {
-    let stored = store.and_then(|s| s.open_tree(d).ok().flatten()).and_then(|mut f| {
-        let mut v = Vec::new();
-        f.read_to_end(&mut v).ok().map(|_| v)
-    });
+    let stored = store
+        .and_then(|s| s.open_tree(d).ok().flatten())
+        .and_then(|mut f| {
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).ok().map(|_| v)
+        });
     let tree = match stored {
         Some(tree) => match check_tree(d, &tree) {
             Ok(()) => Some(tree),
@@ -183,17 +201,24 @@ fn check_data(
     let Some(tree) = tree else {
         // No usable tree: the whole data can still be checked against the root.
         match build_tree(file, d.params(), &mut NullSink, BuildOptions::default()) {
-            Ok(built) if built.root_hash() == d.root_hash() && built.data_size() == d.data_size() => {}
-            Ok(_) => report
+            Ok(built)
+                if built.root_hash() == d.root_hash() && built.data_size() == d.data_size() => {}
+            Ok(_) => report.problems.push(Problem::file(
+                "data does not match the descriptor's root hash",
+            )),
+            Err(e) => report
                 .problems
-                .push(Problem::file("data does not match the descriptor's root hash")),
-            Err(e) => report.problems.push(Problem::file(format!("cannot read data: {e}"))),
+                .push(Problem::file(format!("cannot read data: {e}"))),
         }
         progress(d.data_size());
         return;
     };
     report.tree_stored = d.geometry().tree_size() > 0;
-    let verifier = Verifier::new(d.clone(), Box::new(tree), Arc::new(BlockCache::new(16 << 20)));
+    let verifier = Verifier::new(
+        d.clone(),
+        Box::new(tree),
+        Arc::new(BlockCache::new(16 << 20)),
+    );
     let bs = d.geometry().block_size() as u64;
     let chunk = 256 * bs;
     let mut bad = 0usize;
@@ -209,11 +234,18 @@ fn check_data(
                     if bad <= MAX_BLOCK_PROBLEMS {
                         let reason = match e {
                             VerifyError::Mismatch(c) if c.level < 0 => {
-                                format!("data does not match the Merkle tree (expected {}, found {})", c.expected, c.actual)
+                                format!(
+                                    "data does not match the Merkle tree (expected {}, found {})",
+                                    c.expected, c.actual
+                                )
                             }
                             other => other.to_string(),
                         };
-                        report.problems.push(Problem { block: Some(pos / bs), offset: Some(pos), reason });
+                        report.problems.push(Problem {
+                            block: Some(pos / bs),
+                            offset: Some(pos),
+                            reason,
+                        });
                     }
                 }
                 pos += bs;
@@ -223,6 +255,9 @@ fn check_data(
         offset += len;
     }
     if bad > MAX_BLOCK_PROBLEMS {
-        report.problems.push(Problem::file(format!("... and {} more bad blocks", bad - MAX_BLOCK_PROBLEMS)));
+        report.problems.push(Problem::file(format!(
+            "... and {} more bad blocks",
+            bad - MAX_BLOCK_PROBLEMS
+        )));
     }
 }

@@ -69,6 +69,30 @@ fn check_dir(path: &Path, what: &str) -> Result<(), String> {
     }
 }
 
+/// Every inode the kernel holds keeps a descriptor open: allow as many as the
+/// system permits (root may raise the hard limit up to fs.nr_open).
+fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = Rlimit {
+        current: Some(nr_open),
+        maximum: Some(nr_open),
+    };
+    if setrlimit(Resource::Nofile, want).is_ok() {
+        return;
+    }
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open file limit");
+        }
+    }
+}
+
 /// A mounted filesystem that has not started serving yet.
 #[derive(Debug)]
 pub struct Mounted {
@@ -107,6 +131,7 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
             });
         }
     }
+    raise_fd_limit();
     let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
 
     let mut options = vec![

@@ -39,7 +39,8 @@ mod tests {
 
         use std::os::linux::net::SocketAddrExt;
         let name = format!("fsverity-fuse-test-{}", std::process::id());
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).expect("addr");
         let server = UnixDatagram::bind_addr(&addr).expect("bind abstract");
         super::notify_to(&format!("@{name}"), "STOPPING=1");
         let n = server.recv(&mut buf).expect("recv");

@@ -87,11 +87,17 @@ impl PrivateKey {
     /// PKCS#8 v1 PEM (no embedded public key), exactly as `openssl genpkey`
     /// writes it; OpenSSL 3.0 cannot read the v2 form.
     pub fn to_pem(&self) -> Result<String, SignatureError> {
-        let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: self.0.to_bytes(), public_key: None };
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
         bytes
             .to_pkcs8_pem(LineEnding::LF)
             .map(|z| z.to_string())
-            .map_err(|e| SignatureError::Key { path: "new key".into(), reason: e.to_string() })
+            .map_err(|e| SignatureError::Key {
+                path: "new key".into(),
+                reason: e.to_string(),
+            })
     }
 
     /// The matching public key.

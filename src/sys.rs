@@ -160,3 +160,86 @@ pub fn fork() -> io::Result<Option<i32>> {
         child => Ok(Some(child)),
     }
 }
+
+/// A kernel file handle (`name_to_handle_at`) of an object and its mount id:
+/// lets the daemon reopen the object later without keeping a descriptor.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileHandle {
+    /// `struct file_handle`: u32 handle_bytes, i32 handle_type, then the bytes.
+    raw: Vec<u8>,
+    /// The mount the object lives on.
+    pub mount_id: i32,
+}
+
+impl std::fmt::Debug for FileHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FileHandle(mount {}, {} bytes)",
+            self.mount_id,
+            self.raw.len()
+        )
+    }
+}
+
+const MAX_HANDLE_SZ: usize = 128;
+
+/// `name_to_handle_at(fd, "", AT_EMPTY_PATH)`: the handle of the object `fd` refers to.
+pub fn name_to_handle(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<FileHandle> {
+    // u32-aligned storage for struct file_handle.
+    let mut storage = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    storage[0] = MAX_HANDLE_SZ as u32;
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `storage` is a struct file_handle whose handle_bytes announces the
+    // MAX_HANDLE_SZ bytes that follow it; the path is a valid empty C string and
+    // `mount_id` a valid int, all alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            storage.as_mut_ptr(),
+            &mut mount_id as *mut libc::c_int,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let len = 8 + (storage[0] as usize).min(MAX_HANDLE_SZ);
+    let raw = storage
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .take(len)
+        .collect();
+    Ok(FileHandle { raw, mount_id })
+}
+
+/// `open_by_handle_at(mount_fd, handle, flags)`. Needs CAP_DAC_READ_SEARCH.
+pub fn open_by_handle(
+    mount_fd: std::os::fd::BorrowedFd<'_>,
+    handle: &FileHandle,
+    flags: rustix::fs::OFlags,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let mut storage = [0u32; 2 + MAX_HANDLE_SZ / 4];
+    for (i, chunk) in handle.raw.chunks(4).enumerate() {
+        let mut w = [0u8; 4];
+        w[..chunk.len()].copy_from_slice(chunk);
+        storage[i] = u32::from_ne_bytes(w);
+    }
+    // SAFETY: `storage` holds a struct file_handle previously filled by the kernel
+    // (header and bytes), alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_fd.as_raw_fd(),
+            storage.as_ptr(),
+            flags.bits() as libc::c_int,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as libc::c_int) })
+}

@@ -23,12 +23,21 @@ pub(crate) struct HelperArgs {
 
 /// The helper arguments, if this process was invoked as a mount helper.
 pub(crate) fn detect(argv: &[OsString], subcommands: &[String]) -> Option<Vec<OsString>> {
-    let arg0 = argv.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned())?;
+    let arg0 = argv.first().map(|a| {
+        Path::new(a)
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    })?;
     if arg0.starts_with("mount.fuse.fsverity-fuse") || arg0.starts_with("mount.fsverity-fuse") {
         return Some(argv[1..].to_vec());
     }
     let first = argv.get(1)?.to_string_lossy().into_owned();
-    let looks_like_helper = argv.len() >= 3 && !first.starts_with('-') && !subcommands.contains(&first);
+    // mount.fuse3 passes the source as written in fstab: a path. A mistyped
+    // subcommand is not one, and stays a usage error.
+    let is_path = first.contains('/') || Path::new(&first).is_dir();
+    let looks_like_helper = argv.len() >= 3 && is_path && !subcommands.contains(&first);
     looks_like_helper.then(|| argv[1..].to_vec())
 }
 
@@ -63,7 +72,12 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
         match s.as_ref() {
-            "-o" => options.push(it.next().ok_or_else(|| usage("-o needs a value"))?.to_string_lossy().into_owned()),
+            "-o" => options.push(
+                it.next()
+                    .ok_or_else(|| usage("-o needs a value"))?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
             "-f" => foreground = true,
             "-s" => sloppy = true,
             "-v" => verbose = verbose.saturating_add(1),
@@ -83,7 +97,11 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
     let [backing, mountpoint] = <[PathBuf; 2]>::try_from(positional)
         .map_err(|_| usage("expected exactly two arguments: BACKING MOUNTPOINT"))?;
     let mut m = base_args(backing, mountpoint);
-    for opt in options.iter().flat_map(|o| o.split(',')).filter(|o| !o.is_empty()) {
+    for opt in options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .filter(|o| !o.is_empty())
+    {
         let (key, value) = match opt.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
@@ -101,21 +119,56 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
             "tree_dir" => m.tree_dir = Some(PathBuf::from(need("DIR")?)),
             "cache_size" => m.cache_size = parse_size(need("SIZE")?).map_err(usage)?,
             "threads" => {
-                m.threads = need("N")?.parse().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| usage("-o threads=N takes 1 to 256"))?
+                m.threads = need("N")?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=256).contains(n))
+                    .ok_or_else(|| usage("-o threads=N takes 1 to 256"))?
             }
             "on_corruption" => m.on_corruption = need("MODE")?.parse().map_err(usage)?,
-            "attr_timeout" => m.attr_timeout = need("SECONDS")?.parse().map_err(|_| usage("-o attr_timeout takes seconds"))?,
+            "attr_timeout" => {
+                m.attr_timeout = need("SECONDS")?
+                    .parse()
+                    .map_err(|_| usage("-o attr_timeout takes seconds"))?
+            }
             // Always on, or meaningless for this filesystem: accepted, ignored.
-            "default_permissions" | "nosuid" | "nodev" | "suid" | "dev" | "atime" | "noatime" | "relatime"
-            | "strictatime" | "nodiratime" | "diratime" | "sync" | "async" | "dirsync" | "defaults" | "auto"
-            | "noauto" | "user" | "nouser" | "users" | "group" | "owner" | "nofail" | "_netdev" | "fsname"
-            | "subtype" | "comment" => {}
+            "default_permissions"
+            | "nosuid"
+            | "nodev"
+            | "suid"
+            | "dev"
+            | "atime"
+            | "noatime"
+            | "relatime"
+            | "strictatime"
+            | "nodiratime"
+            | "diratime"
+            | "sync"
+            | "async"
+            | "dirsync"
+            | "defaults"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "nouser"
+            | "users"
+            | "group"
+            | "owner"
+            | "nofail"
+            | "_netdev"
+            | "fsname"
+            | "subtype"
+            | "comment" => {}
             k if k.starts_with("x-") => {}
             other if sloppy => tracing::debug!(option = other, "ignoring unknown option (-s)"),
             other => return Err(usage(format!("unknown mount option '{other}'"))),
         }
     }
-    Ok(HelperArgs { mount: m, foreground, verbose })
+    Ok(HelperArgs {
+        mount: m,
+        foreground,
+        verbose,
+    })
 }
 
 #[cfg(test)]
@@ -134,6 +187,7 @@ mod tests {
         assert!(detect(&os(&["fsverity-fuse", "mount", "/b", "/m"]), &subs).is_none());
         assert!(detect(&os(&["fsverity-fuse", "--help"]), &subs).is_none());
         assert!(detect(&os(&["fsverity-fuse", "digest"]), &subs).is_none());
+        assert!(detect(&os(&["fsverity-fuse", "no-such-command", "FILE"]), &subs).is_none());
     }
 
     #[test]
@@ -148,7 +202,10 @@ mod tests {
         .expect("parses");
         assert!(h.foreground);
         assert!(h.mount.ro && h.mount.allow_other && h.mount.require_signatures);
-        assert_eq!(h.mount.trusted_keys, vec![PathBuf::from("/k1.pem"), PathBuf::from("/k2.pem")]);
+        assert_eq!(
+            h.mount.trusted_keys,
+            vec![PathBuf::from("/k1.pem"), PathBuf::from("/k2.pem")]
+        );
         assert_eq!((h.mount.cache_size, h.mount.threads), (1 << 30, 8));
         assert_eq!(h.mount.on_corruption, OnCorruption::Abort);
     }

@@ -66,7 +66,11 @@ pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let subcommands: Vec<String> = {
         use clap::CommandFactory;
-        Cli::command().get_subcommands().map(|c| c.get_name().to_owned()).chain(["help".to_owned()]).collect()
+        Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .chain(["help".to_owned()])
+            .collect()
     };
     let result = match helper::detect(&argv, &subcommands) {
         Some(args) => run_helper(&args),
@@ -77,7 +81,11 @@ pub fn main() -> ExitCode {
         Ok(false) => ExitCode::from(1),
         Err(e) => {
             report(&e);
-            if e.is::<UsageError>() { ExitCode::from(2) } else { ExitCode::from(1) }
+            if e.is::<UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

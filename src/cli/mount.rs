@@ -84,20 +84,29 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 /// Checks the arguments and turns them into a mount configuration.
 fn config(args: &MountArgs) -> Result<MountConfig> {
     if !(0.0..=3600.0).contains(&args.attr_timeout) {
-        return Err(super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into());
+        return Err(
+            super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into(),
+        );
     }
     let trusted = TrustedKeys::load(&args.trusted_keys)?;
     if args.require_signatures && trusted.is_empty() {
-        return Err(super::UsageError("--require-signatures needs at least one --trusted-key".into()).into());
+        return Err(super::UsageError(
+            "--require-signatures needs at least one --trusted-key".into(),
+        )
+        .into());
     }
     let ttl = Duration::from_secs_f64(args.attr_timeout);
     Ok(MountConfig {
         backing: std::path::absolute(&args.backing).unwrap_or_else(|_| args.backing.clone()),
-        mountpoint: std::path::absolute(&args.mountpoint).unwrap_or_else(|_| args.mountpoint.clone()),
+        mountpoint: std::path::absolute(&args.mountpoint)
+            .unwrap_or_else(|_| args.mountpoint.clone()),
         fs: FsOptions {
             read_only: args.ro,
             cache_size: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
-            tree_dir: args.tree_dir.as_ref().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
+            tree_dir: args
+                .tree_dir
+                .as_ref()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())),
             build_threads: 0,
             policy: Policy {
                 require_verity: args.require_verity,
@@ -109,7 +118,10 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
         allow_other: args.allow_other,
         noexec: args.noexec,
         threads: args.threads.into(),
-        ttl: Ttls { attr: ttl, entry: ttl },
+        ttl: Ttls {
+            attr: ttl,
+            entry: ttl,
+        },
     })
 }
 
@@ -148,7 +160,9 @@ pub(crate) fn run_daemon(args: &MountArgs, verbose: u8) -> Result<bool> {
             let _ = parent_end.read_to_string(&mut msg);
             match msg.strip_prefix("ok") {
                 Some(_) => Ok(true),
-                None if msg.is_empty() => anyhow::bail!("the daemon exited before the mount was live"),
+                None if msg.is_empty() => {
+                    anyhow::bail!("the daemon exited before the mount was live")
+                }
                 None => anyhow::bail!("{}", msg.trim_end()),
             }
         }
@@ -180,7 +194,11 @@ pub(crate) fn run_daemon(args: &MountArgs, verbose: u8) -> Result<bool> {
 /// Points standard input, output and error at /dev/null and leaves the
 /// working directory (a daemon must not keep either busy).
 fn detach_stdio() {
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
         let _ = rustix::stdio::dup2_stdin(&null);
         let _ = rustix::stdio::dup2_stdout(&null);
         let _ = rustix::stdio::dup2_stderr(&null);

@@ -29,18 +29,38 @@ pub(crate) fn read_status(mnt: &Path) -> Result<MountStatus> {
     let n = match rustix::fs::getxattr(mnt, STATUS_XATTR, &mut buf[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP) => {
-            bail!("'{}' is not the root of an fsverity-fuse mount", mnt.display())
+            bail!(
+                "'{}' is not the root of an fsverity-fuse mount",
+                mnt.display()
+            )
         }
-        Err(e) => return Err(e).with_context(|| format!("reading the status of '{}'", mnt.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the status of '{}'", mnt.display()));
+        }
     };
-    serde_json::from_slice(&buf[..n]).with_context(|| format!("decoding the status of '{}'", mnt.display()))
+    serde_json::from_slice(&buf[..n])
+        .with_context(|| format!("decoding the status of '{}'", mnt.display()))
 }
 
 fn human(mnt: &Path, s: &MountStatus) -> String {
     let c = |k: &str| s.counters.get(k).copied().unwrap_or(0);
     let mut out = String::new();
-    let _ = writeln!(out, "{}: fsverity-fuse {}, backing {}, up {} s", mnt.display(), s.version, s.backing, s.uptime_seconds);
-    let mut policy = vec![if s.read_only { "read-only" } else { "read-write" }.to_owned()];
+    let _ = writeln!(
+        out,
+        "{}: fsverity-fuse {}, backing {}, up {} s",
+        mnt.display(),
+        s.version,
+        s.backing,
+        s.uptime_seconds
+    );
+    let mut policy = vec![
+        if s.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        }
+        .to_owned(),
+    ];
     if s.require_verity {
         policy.push("require-verity".into());
     }
@@ -69,7 +89,11 @@ fn human(mnt: &Path, s: &MountStatus) -> String {
         c("signature_rejections")
     );
     let (h, m) = (c("tree_cache_hits"), c("tree_cache_misses"));
-    let rate = if h + m == 0 { 0.0 } else { 100.0 * h as f64 / (h + m) as f64 };
+    let rate = if h + m == 0 {
+        0.0
+    } else {
+        100.0 * h as f64 / (h + m) as f64
+    };
     let _ = writeln!(
         out,
         "  tree cache: {rate:.1}% hits ({h} hits, {m} misses, {} evictions, {} bytes); {} trees built, {} enables",
@@ -78,17 +102,26 @@ fn human(mnt: &Path, s: &MountStatus) -> String {
         c("trees_built"),
         c("verity_enabled")
     );
-    let _ = write!(out, "  kernel:     {} inodes, {} open handles", s.inodes, s.open_handles);
+    let _ = write!(
+        out,
+        "  kernel:     {} inodes, {} open handles",
+        s.inodes, s.open_handles
+    );
     out
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Counters that only grow are `_total` counters; the rest are gauges.
 fn prometheus(mnt: &Path, s: &MountStatus, out: &mut String, header: bool) {
-    let label = format!("mountpoint=\"{}\"", escape_label(&mnt.display().to_string()));
+    let label = format!(
+        "mountpoint=\"{}\"",
+        escape_label(&mnt.display().to_string())
+    );
     let gauges = ["tree_cache_bytes"];
     for (name, value) in &s.counters {
         let (metric, kind) = if gauges.contains(&name.as_str()) {
@@ -125,7 +158,10 @@ pub(crate) fn run(args: &StatusArgs) -> Result<bool> {
             .map(|(m, s)| Ok((m.display().to_string(), serde_json::to_value(s)?)))
             .collect::<Result<_, serde_json::Error>>()
             .context("encoding JSON")?;
-        println!("{}", serde_json::to_string_pretty(&doc).context("encoding JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("encoding JSON")?
+        );
     } else if args.prometheus {
         let mut out = String::new();
         for (i, (m, s)) in all.iter().enumerate() {

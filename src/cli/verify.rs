@@ -40,7 +40,8 @@ pub(crate) struct VerifyArgs {
 }
 
 fn collect(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
-    let meta = std::fs::symlink_metadata(path).with_context(|| format!("can't stat '{}'", path.display()))?;
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("can't stat '{}'", path.display()))?;
     if meta.is_dir() {
         if !recursive {
             anyhow::bail!("'{}' is a directory (use --recursive)", path.display());
@@ -62,7 +63,10 @@ fn collect(path: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<bool> {
     if args.require_signatures && args.trusted_keys.is_empty() {
-        return Err(super::UsageError("--require-signatures needs at least one --trusted-key".into()).into());
+        return Err(super::UsageError(
+            "--require-signatures needs at least one --trusted-key".into(),
+        )
+        .into());
     }
     let options = AuditOptions {
         trusted_keys: TrustedKeys::load(&args.trusted_keys)?,
@@ -73,12 +77,18 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<bool> {
     for p in &args.paths {
         collect(p, args.recursive, &mut files)?;
     }
-    let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     let bar = if std::io::stderr().is_terminal() && !args.json {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -87,13 +97,19 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<bool> {
     let mut reports: Vec<FileReport> = Vec::new();
     for f in &files {
         bar.set_message(f.display().to_string());
-        let located = Located { file: f.clone(), backing_root: None };
-        let store = store_dir(&located, args.tree_dir.as_deref()).and_then(|d| TreeStore::existing(&d).ok());
+        let located = Located {
+            file: f.clone(),
+            backing_root: None,
+        };
+        let store = store_dir(&located, args.tree_dir.as_deref())
+            .and_then(|d| TreeStore::existing(&d).ok());
         let report = audit_file(f, store.as_ref(), &options, &|n| bar.inc(n));
         if !args.json {
             for p in &report.problems {
                 let line = match (p.block, p.offset) {
-                    (Some(b), Some(o)) => format!("{}: block {b} (offset {o}): {}", f.display(), p.reason),
+                    (Some(b), Some(o)) => {
+                        format!("{}: block {b} (offset {o}): {}", f.display(), p.reason)
+                    }
                     _ => format!("{}: {}", f.display(), p.reason),
                 };
                 bar.suspend(|| println!("{line}"));
@@ -115,7 +131,10 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<bool> {
                 "problems": problems,
             }
         });
-        println!("{}", serde_json::to_string_pretty(&doc).context("encoding JSON")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("encoding JSON")?
+        );
     } else {
         println!(
             "checked {} files ({} verity, {} other): {} with problems, {} problems",

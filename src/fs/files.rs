@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustix::fs::{FallocateFlags, Mode, OFlags, SeekFrom};
 
 use super::handle::{FileHandle, Handle, HandleKind};
-use super::inode::Inode;
+use super::inode::InodeRef;
 use super::verity::{VerityFile, VerityState};
 use super::{Attr, Caller, Stats, VerityFs};
 use crate::error::{Error, Result};
@@ -58,7 +58,7 @@ impl VerityFs {
         self.open_inode(&inode, flags)
     }
 
-    fn open_inode(&self, inode: &Arc<Inode>, flags: OFlags) -> Result<Opened> {
+    fn open_inode(&self, inode: &InodeRef, flags: OFlags) -> Result<Opened> {
         let writing = is_write_open(flags);
         if writing {
             self.check_writable()?;
@@ -238,7 +238,7 @@ impl VerityFs {
     }
 
     /// The inode's last known verity metadata, without touching the backing file.
-    fn known_verity(&self, inode: &Inode) -> Option<Arc<VerityFile>> {
+    fn known_verity(&self, inode: &InodeRef) -> Option<Arc<VerityFile>> {
         match &inode.verity.lock().unwrap_or_else(|e| e.into_inner()).state {
             VerityState::Verity(vf) => Some(vf.clone()),
             _ => None,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::dir::DirSnapshot;
-use super::inode::Inode;
+use super::inode::InodeRef;
 use crate::error::{Error, Result};
 use crate::merkle::Verifier;
 
@@ -26,7 +26,7 @@ pub enum HandleKind {
 #[derive(Debug)]
 pub struct FileHandle {
     /// The inode.
-    pub inode: Arc<Inode>,
+    pub inode: InodeRef,
     /// The backing file.
     pub file: File,
     /// Plain or verity.
@@ -37,7 +37,7 @@ pub struct FileHandle {
 #[derive(Debug)]
 pub struct DirHandle {
     /// The inode.
-    pub inode: Arc<Inode>,
+    pub inode: InodeRef,
     /// The backing directory.
     pub file: File,
     /// Entries read at the last rewind.

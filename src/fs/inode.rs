@@ -1,19 +1,28 @@
-//! The inode table: every inode the kernel knows about holds an `O_PATH` descriptor
-//! of its backing object, so all access is relative to descriptors under the
-//! backing root and never re-resolves a path.
+//! The inode table. Each inode the kernel knows is reached through an `O_PATH |
+//! O_NOFOLLOW` descriptor of its backing object, so all access is relative to
+//! descriptors under the backing root and never re-resolves a path.
+//!
+//! The kernel may hold more inodes than the process may hold descriptors, so
+//! descriptors are a cache: each inode also keeps its kernel file handle
+//! (`name_to_handle_at`), descriptors of idle inodes are closed when there are too
+//! many, and reopened by handle (`open_by_handle_at`, checked against the backing
+//! device and inode number) when needed. Objects whose filesystem gives no handles
+//! keep their descriptor.
 //!
 //! Node ids are the backing inode numbers where that is unambiguous (same device as
 //! the backing root), so `st_ino` and hard-link detection match the backing
 //! filesystem; other objects get synthetic ids.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rustix::fs::{FileType, Stat};
+use rustix::fs::{FileType, Mode, OFlags, Stat};
 
 use super::verity::InodeVerity;
+use crate::error::{Error, Result};
+use crate::sys::FileHandle;
 
 /// The FUSE node id of the root.
 pub const ROOT_ID: u64 = 1;
@@ -24,8 +33,6 @@ const SYNTHETIC_BASE: u64 = 1 << 63;
 pub struct Inode {
     /// FUSE node id.
     pub id: u64,
-    /// `O_PATH | O_NOFOLLOW` descriptor of the backing object.
-    pub fd: OwnedFd,
     /// Backing (device, inode).
     pub key: (u64, u64),
     /// File type (never changes for an inode).
@@ -33,18 +40,38 @@ pub struct Inode {
     nlookup: AtomicU64,
     /// Verity state and open-file accounting.
     pub verity: Mutex<InodeVerity>,
+    /// The cached `O_PATH` descriptor.
+    fd: Mutex<Option<Arc<OwnedFd>>>,
+    /// How to reopen it; `None`: the descriptor is never closed.
+    handle: Option<FileHandle>,
+    last_used: AtomicU64,
 }
 
-impl AsFd for Inode {
+/// An inode with its descriptor open for the duration of an operation.
+#[derive(Debug, Clone)]
+pub struct InodeRef {
+    /// The inode.
+    pub inode: Arc<Inode>,
+    /// Its `O_PATH` descriptor.
+    pub fd: Arc<OwnedFd>,
+}
+
+impl std::ops::Deref for InodeRef {
+    type Target = Inode;
+    fn deref(&self) -> &Inode {
+        &self.inode
+    }
+}
+
+impl AsFd for InodeRef {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
-impl Inode {
+impl InodeRef {
     /// The path through /proc that reaches this inode (for calls that need a path).
     pub fn proc_path(&self) -> String {
-        use std::os::fd::AsRawFd;
         format!("/proc/self/fd/{}", self.fd.as_raw_fd())
     }
 }
@@ -55,6 +82,11 @@ pub struct InodeTable {
     inner: RwLock<Tables>,
     next_synthetic: AtomicU64,
     root_dev: u64,
+    /// Descriptors (readable, not O_PATH) of each mount, for `open_by_handle_at`.
+    mounts: Mutex<HashMap<i32, Arc<OwnedFd>>>,
+    cached: AtomicUsize,
+    budget: usize,
+    clock: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -64,16 +96,18 @@ struct Tables {
 }
 
 impl InodeTable {
-    /// A table holding the root.
-    pub fn new(root_fd: OwnedFd, root_stat: &Stat) -> Self {
+    /// A table holding the root; at most about `budget` cached descriptors.
+    pub fn new(root_fd: OwnedFd, root_stat: &Stat, budget: usize) -> Self {
         let key = (root_stat.st_dev, root_stat.st_ino);
         let root = Arc::new(Inode {
             id: ROOT_ID,
-            fd: root_fd,
             key,
             kind: FileType::Directory,
             nlookup: AtomicU64::new(1),
             verity: Mutex::new(InodeVerity::default()),
+            fd: Mutex::new(Some(Arc::new(root_fd))),
+            handle: None,
+            last_used: AtomicU64::new(0),
         });
         let mut tables = Tables::default();
         tables.by_id.insert(ROOT_ID, root);
@@ -82,6 +116,10 @@ impl InodeTable {
             inner: RwLock::new(tables),
             next_synthetic: AtomicU64::new(SYNTHETIC_BASE),
             root_dev: root_stat.st_dev,
+            mounts: Mutex::new(HashMap::new()),
+            cached: AtomicUsize::new(1),
+            budget: budget.max(16),
+            clock: AtomicU64::new(0),
         }
     }
 
@@ -93,19 +131,98 @@ impl InodeTable {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The inode with node id `id`.
-    pub fn get(&self, id: u64) -> Option<Arc<Inode>> {
-        self.read().by_id.get(&id).cloned()
+    /// The inode with node id `id`, its descriptor open.
+    pub fn get(&self, id: u64) -> Result<InodeRef> {
+        let inode = self
+            .read()
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownInode(id))?;
+        self.open(inode)
+    }
+
+    /// Opens (or reuses) the descriptor of `inode`.
+    pub fn open(&self, inode: Arc<Inode>) -> Result<InodeRef> {
+        inode.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        let mut slot = inode.fd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = slot.as_ref() {
+            let fd = fd.clone();
+            drop(slot);
+            return Ok(InodeRef { inode, fd });
+        }
+        let handle = inode.handle.as_ref().ok_or(Error::UnknownInode(inode.id))?;
+        let mount = self
+            .mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&handle.mount_id)
+            .cloned();
+        let mount = mount.ok_or_else(|| Error::from_errno(libc::ESTALE))?;
+        let fd = crate::sys::open_by_handle(
+            mount.as_fd(),
+            handle,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        )?;
+        let st = rustix::fs::fstat(&fd)?;
+        if (st.st_dev, st.st_ino) != inode.key {
+            return Err(Error::from_errno(libc::ESTALE));
+        }
+        let fd = Arc::new(fd);
+        *slot = Some(fd.clone());
+        drop(slot);
+        self.cached.fetch_add(1, Ordering::Relaxed);
+        self.trim();
+        Ok(InodeRef { inode, fd })
+    }
+
+    /// The kernel file handle of `fd`, registering its mount for reopening.
+    fn handle_of(&self, fd: &OwnedFd, kind: FileType) -> Option<FileHandle> {
+        let handle = crate::sys::name_to_handle(fd.as_fd()).ok()?;
+        let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        if !mounts.contains_key(&handle.mount_id) {
+            // open_by_handle_at needs an ordinary descriptor on the mount; the
+            // first object seen there is its root or a directory leading to it.
+            if kind != FileType::Directory {
+                return None;
+            }
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let dir = rustix::fs::openat(fd, ".", flags, Mode::empty()).ok()?;
+            mounts.insert(handle.mount_id, Arc::new(dir));
+        }
+        Some(handle)
+    }
+
+    /// Registers the root's mount (called once at startup).
+    pub fn register_root_mount(&self) {
+        if let Ok(root) = self.get(ROOT_ID) {
+            let _ = self.handle_of(&root.fd, FileType::Directory);
+        }
     }
 
     /// Records one more kernel reference to the object `fd`/`stat` describes,
     /// reusing the existing inode if the object is already known.
-    pub fn remember(&self, fd: OwnedFd, stat: &Stat) -> Arc<Inode> {
+    pub fn remember(&self, fd: OwnedFd, stat: &Stat) -> InodeRef {
         let key = (stat.st_dev, stat.st_ino);
-        let mut t = self.write();
-        if let Some(inode) = t.by_key.get(&key).and_then(|id| t.by_id.get(id)) {
+        let existing = {
+            let t = self.read();
+            t.by_key.get(&key).and_then(|id| t.by_id.get(id)).cloned()
+        };
+        if let Some(inode) = existing {
             inode.nlookup.fetch_add(1, Ordering::Relaxed);
-            return inode.clone();
+            return self.adopt(inode, fd);
+        }
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        let handle = self.handle_of(&fd, kind);
+        let mut t = self.write();
+        if let Some(inode) = t.by_key.get(&key).and_then(|id| t.by_id.get(id)).cloned() {
+            // Raced with another lookup of the same object.
+            inode.nlookup.fetch_add(1, Ordering::Relaxed);
+            drop(t);
+            return self.adopt(inode, fd);
         }
         let natural =
             stat.st_dev == self.root_dev && stat.st_ino > ROOT_ID && stat.st_ino < SYNTHETIC_BASE;
@@ -114,17 +231,81 @@ impl InodeTable {
         } else {
             self.next_synthetic.fetch_add(1, Ordering::Relaxed)
         };
+        let fd = Arc::new(fd);
         let inode = Arc::new(Inode {
             id,
-            fd,
             key,
-            kind: FileType::from_raw_mode(stat.st_mode),
+            kind,
             nlookup: AtomicU64::new(1),
             verity: Mutex::new(InodeVerity::default()),
+            fd: Mutex::new(Some(fd.clone())),
+            handle,
+            last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
         });
         t.by_id.insert(id, inode.clone());
         t.by_key.insert(key, id);
-        inode
+        drop(t);
+        self.cached.fetch_add(1, Ordering::Relaxed);
+        self.trim();
+        InodeRef { inode, fd }
+    }
+
+    /// Uses a freshly opened descriptor for a known inode (caching it if the
+    /// inode has none).
+    fn adopt(&self, inode: Arc<Inode>, fd: OwnedFd) -> InodeRef {
+        inode.last_used.store(
+            self.clock.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+        let mut slot = inode.fd.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = match slot.as_ref() {
+            Some(existing) => existing.clone(),
+            None => {
+                let fd = Arc::new(fd);
+                *slot = Some(fd.clone());
+                self.cached.fetch_add(1, Ordering::Relaxed);
+                fd
+            }
+        };
+        drop(slot);
+        InodeRef { inode, fd }
+    }
+
+    /// Closes the descriptors of the least recently used idle inodes when more
+    /// than the budget are open.
+    fn trim(&self) {
+        if self.cached.load(Ordering::Relaxed) <= self.budget {
+            return;
+        }
+        let target = self.budget * 3 / 4;
+        let mut candidates: Vec<(u64, Arc<Inode>)> = self
+            .read()
+            .by_id
+            .values()
+            .filter(|i| i.handle.is_some())
+            .map(|i| (i.last_used.load(Ordering::Relaxed), i.clone()))
+            .collect();
+        candidates.sort_unstable_by_key(|(t, _)| *t);
+        tracing::trace!(
+            cached = self.cached.load(Ordering::Relaxed),
+            budget = self.budget,
+            "trimming inode descriptors"
+        );
+        for (_, inode) in candidates {
+            if self.cached.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            // Idle: only the table (and this list) hold the inode, and nobody
+            // holds its descriptor.
+            if Arc::strong_count(&inode) > 2 {
+                continue;
+            }
+            let mut slot = inode.fd.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|fd| Arc::strong_count(fd) == 1) {
+                *slot = None;
+                self.cached.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Drops `n` kernel references; forgets the inode when none remain.
@@ -140,7 +321,17 @@ impl InodeTable {
         inode.nlookup.store(remaining, Ordering::Relaxed);
         if remaining == 0 {
             let key = inode.key;
-            t.by_id.remove(&id);
+            if let Some(inode) = t.by_id.remove(&id) {
+                let had_fd = inode
+                    .fd
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .is_some();
+                if had_fd {
+                    self.cached.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
             if t.by_key.get(&key) == Some(&id) {
                 t.by_key.remove(&key);
             }
@@ -150,5 +341,10 @@ impl InodeTable {
     /// Number of inodes held (for status).
     pub fn count(&self) -> usize {
         self.read().by_id.len()
+    }
+
+    /// Number of descriptors currently cached.
+    pub fn open_descriptors(&self) -> usize {
+        self.cached.load(Ordering::Relaxed)
     }
 }

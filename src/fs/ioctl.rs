@@ -2,12 +2,10 @@
 //! The kernel does none of fs-verity's checks for FUSE, so they are made here,
 //! in the kernel's order and with its errors.
 
-use std::sync::Arc;
-
 use rustix::fs::{FileType, IFlags, Stat};
 
 use super::handle::Handle;
-use super::inode::Inode;
+use super::inode::{Inode, InodeRef};
 use super::verity::VerityState;
 use super::{Caller, Stats, VerityFs};
 use crate::error::{Error, Result};
@@ -178,7 +176,7 @@ impl VerityFs {
         }
     }
 
-    fn enable_error(&self, inode: &Arc<Inode>, e: EnableError) -> Error {
+    fn enable_error(&self, inode: &InodeRef, e: EnableError) -> Error {
         match e {
             EnableError::AlreadyVerity => Error::AlreadyVerity,
             EnableError::NotRegular => Error::InvalidArgument("not a regular file".into()),

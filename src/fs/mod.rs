@@ -50,7 +50,7 @@ use crate::store::{
     METADATA_XATTR, STORE_DIR_NAME, TreeData, TreeStore, VerityMetadata, rebuild_tree,
 };
 use handle::Handles;
-use inode::{Inode, InodeTable};
+use inode::{Inode, InodeRef, InodeTable};
 use ratelimit::RateLimiter;
 use verity::{VerityFile, VerityState};
 
@@ -173,11 +173,13 @@ impl VerityFs {
                 (store, Some(OsString::from(STORE_DIR_NAME)))
             }
         };
+        let inodes = InodeTable::new(root_fd, &root_stat, descriptor_budget());
+        inodes.register_root_mount();
         Ok(Self {
             backing: canonical,
             cache: Arc::new(BlockCache::new(options.cache_size)),
             options,
-            inodes: InodeTable::new(root_fd, &root_stat),
+            inodes,
             handles: Handles::default(),
             store,
             hidden_name,
@@ -214,13 +216,18 @@ impl VerityFs {
         self.inodes.count()
     }
 
+    /// Number of inode descriptors currently open.
+    pub fn open_descriptors(&self) -> usize {
+        self.inodes.open_descriptors()
+    }
+
     /// Number of open file and directory handles.
     pub fn handle_count(&self) -> usize {
         self.handles.count()
     }
 
-    fn inode(&self, id: u64) -> Result<Arc<Inode>> {
-        self.inodes.get(id).ok_or(Error::UnknownInode(id))
+    fn inode(&self, id: u64) -> Result<InodeRef> {
+        self.inodes.get(id)
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -256,7 +263,7 @@ impl VerityFs {
         Ok(())
     }
 
-    fn stat(inode: &Inode) -> Result<Stat> {
+    fn stat(inode: &InodeRef) -> Result<Stat> {
         Ok(rustix::fs::statat(
             &inode.fd,
             "",
@@ -265,14 +272,14 @@ impl VerityFs {
     }
 
     /// Backing path of an inode, for messages.
-    fn describe(&self, inode: &Inode) -> String {
+    fn describe(&self, inode: &InodeRef) -> String {
         std::fs::read_link(inode.proc_path())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| format!("inode {}", inode.id))
     }
 
     /// Attributes of an inode; verity files report their verified size.
-    fn attr(&self, inode: &Inode, st: &Stat) -> Attr {
+    fn attr(&self, inode: &InodeRef, st: &Stat) -> Attr {
         let mut attr = Attr::from_stat(inode.id, st);
         if inode.kind == FileType::RegularFile {
             if let VerityState::Verity(v) = self.verity_state(inode, st, false) {
@@ -284,7 +291,7 @@ impl VerityFs {
 
     /// The verity state of a regular file. With `force`, the metadata is re-read;
     /// otherwise only when the backing ctime changed since the last read.
-    fn verity_state(&self, inode: &Inode, st: &Stat, force: bool) -> VerityState {
+    fn verity_state(&self, inode: &InodeRef, st: &Stat, force: bool) -> VerityState {
         let ctime = attr::ctime_of(st);
         let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
         if !force && v.checked_ctime == Some(ctime) {
@@ -302,7 +309,7 @@ impl VerityFs {
     }
 
     /// The verifier of a verity file, building it (and if needed the tree) on first use.
-    fn verifier(&self, inode: &Inode, vf: &VerityFile, data: &File) -> Result<Arc<Verifier>> {
+    fn verifier(&self, inode: &InodeRef, vf: &VerityFile, data: &File) -> Result<Arc<Verifier>> {
         let mut slot = vf.verifier.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = slot.as_ref() {
             return Ok(v.clone());
@@ -348,7 +355,7 @@ impl VerityFs {
 
     /// Opens the backing object of `inode` with `flags` (never following a symlink
     /// out of it: regular files are reached through their `O_PATH` descriptor).
-    fn reopen(inode: &Inode, flags: OFlags) -> Result<File> {
+    fn reopen(inode: &InodeRef, flags: OFlags) -> Result<File> {
         let strip = OFlags::CREATE
             | OFlags::EXCL
             | OFlags::NOCTTY
@@ -393,6 +400,14 @@ impl VerityFs {
             }
         }
     }
+}
+
+/// How many inode descriptors to keep open: half the open file limit, leaving
+/// the rest for open files, trees and the kernel connection.
+fn descriptor_budget() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let n = limit.current.unwrap_or(1 << 20).min(1 << 20) as usize;
+    n / 2
 }
 
 /// Reads verity metadata through a path (for `O_PATH` descriptors via /proc).

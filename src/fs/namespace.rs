@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Timestamps, Uid};
 
+use super::inode::InodeRef;
 use super::verity::VerityState;
 use super::{Attr, Caller, Timespec, VerityFs};
 use crate::error::{Error, Result};
@@ -89,7 +90,7 @@ impl VerityFs {
         self.lookup_in(&parent, name)
     }
 
-    pub(super) fn lookup_in(&self, parent: &super::Inode, name: &OsStr) -> Result<Attr> {
+    pub(super) fn lookup_in(&self, parent: &InodeRef, name: &OsStr) -> Result<Attr> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&parent.fd, name, flags, Mode::empty())?;
         let st = rustix::fs::fstat(&fd)?;
@@ -189,7 +190,7 @@ impl VerityFs {
     /// Makes objects created for `caller` theirs (the daemon creates them as itself).
     pub(super) fn give_to_caller(
         &self,
-        parent: &super::Inode,
+        parent: &InodeRef,
         name: &OsStr,
         caller: Caller,
     ) -> Result<()> {
@@ -236,7 +237,7 @@ impl VerityFs {
         self.finish_create(&parent, name, caller)
     }
 
-    fn finish_create(&self, parent: &super::Inode, name: &OsStr, caller: Caller) -> Result<Attr> {
+    fn finish_create(&self, parent: &InodeRef, name: &OsStr, caller: Caller) -> Result<Attr> {
         if let Err(e) = self.give_to_caller(parent, name, caller) {
             let _ = rustix::fs::unlinkat(&parent.fd, name, AtFlags::empty());
             return Err(e);
@@ -346,7 +347,7 @@ impl VerityFs {
 
     /// Path of `ino` relative to the mount, if it can be found (for status/tools).
     pub fn backing_path(&self, ino: u64) -> Option<PathBuf> {
-        let inode = self.inodes.get(ino)?;
+        let inode = self.inodes.get(ino).ok()?;
         std::fs::read_link(inode.proc_path()).ok()
     }
 

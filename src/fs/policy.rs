@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::files::ReadData;
 use super::handle::FileHandle;
-use super::inode::Inode;
+use super::inode::InodeRef;
 use super::verity::VerityFile;
 use super::{Stats, VerityFs};
 use crate::error::{Error, Result};
@@ -54,7 +54,7 @@ pub struct Policy {
 impl VerityFs {
     /// Checks that a verity file may be opened: under --require-signatures its
     /// signature must verify under a trusted key (checked once per digest).
-    pub(super) fn check_open_policy(&self, inode: &Inode, vf: &VerityFile) -> Result<()> {
+    pub(super) fn check_open_policy(&self, inode: &InodeRef, vf: &VerityFile) -> Result<()> {
         self.check_not_aborted()?;
         if !self.options.policy.require_signatures {
             return Ok(());
@@ -90,7 +90,7 @@ impl VerityFs {
     }
 
     /// Checks that a non-verity regular file may be opened for reading.
-    pub(super) fn check_plain_read_policy(&self, inode: &Inode) -> Result<()> {
+    pub(super) fn check_plain_read_policy(&self, inode: &InodeRef) -> Result<()> {
         self.check_not_aborted()?;
         if self.options.policy.require_verity {
             Stats::add(&self.stats.policy_denials, 1);

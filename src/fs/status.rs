@@ -36,6 +36,9 @@ pub struct MountStatus {
     pub inodes: u64,
     /// Open file and directory handles.
     pub open_handles: u64,
+    /// Inode descriptors currently open (the rest are reopened by handle).
+    #[serde(default)]
+    pub open_descriptors: u64,
     /// Counters, by name.
     pub counters: std::collections::BTreeMap<String, u64>,
 }
@@ -68,6 +71,7 @@ impl VerityFs {
             aborted: self.aborted.load(Ordering::Relaxed),
             inodes: self.inode_count() as u64,
             open_handles: self.handle_count() as u64,
+            open_descriptors: self.open_descriptors() as u64,
             counters,
         }
     }

@@ -22,7 +22,8 @@ pub enum XattrReply {
 /// The metadata xattr and every name under it (`user.fsverity-fuse.*`).
 fn is_reserved(name: &OsStr) -> bool {
     let n = name.as_bytes();
-    n.strip_prefix(METADATA_XATTR.as_bytes()).is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
+    n.strip_prefix(METADATA_XATTR.as_bytes())
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
 }
 
 impl VerityFs {
