@@ -183,7 +183,7 @@ impl InodeTable {
     fn handle_of(&self, fd: &OwnedFd, kind: FileType) -> Option<FileHandle> {
         let handle = crate::sys::name_to_handle(fd.as_fd()).ok()?;
         let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
-        if !mounts.contains_key(&handle.mount_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = mounts.entry(handle.mount_id) {
             // open_by_handle_at needs an ordinary descriptor on the mount; the
             // first object seen there is its root or a directory leading to it.
             if kind != FileType::Directory {
@@ -191,7 +191,7 @@ impl InodeTable {
             }
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
             let dir = rustix::fs::openat(fd, ".", flags, Mode::empty()).ok()?;
-            mounts.insert(handle.mount_id, Arc::new(dir));
+            slot.insert(Arc::new(dir));
         }
         Some(handle)
     }
