@@ -149,6 +149,15 @@ fn chmod_chown_utimes_rename_link_unlink_work_and_keep_verification() {
     fs::rename(m.p("f"), m.p("sub/g")).expect("rename");
     fs::hard_link(m.p("sub/g"), m.p("h")).expect("link");
     fs::remove_file(m.p("sub/g")).expect("unlink");
+    // Other xattrs are metadata too, and may change.
+    rustix::fs::setxattr(
+        m.p("h"),
+        "user.note",
+        b"kept",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("setxattr on a verity file");
+    rustix::fs::removexattr(m.p("h"), "user.note").expect("removexattr on a verity file");
 
     let meta = fs::metadata(s.b("h")).expect("backing");
     assert_eq!(

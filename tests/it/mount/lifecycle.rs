@@ -72,3 +72,20 @@ fn sigterm_as_soon_as_the_mount_appears_unmounts_cleanly() {
         );
     }
 }
+
+#[test]
+#[ignore = "bug: the daemon writes ANSI colour codes into its log when stderr is not a terminal (src/cli/mod.rs init_logging: tracing_subscriber::fmt() without with_ansi)"]
+fn the_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
+    // Under systemd or with stderr redirected to a file, escape sequences end up
+    // in the journal and in log files.
+    require_fuse!();
+    let s = Scratch::new();
+    let m = s.mount(&[]);
+    assert!(std::fs::read_dir(m.p("")).is_ok());
+    let log = m.log();
+    assert!(log.contains("mounted"), "log: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape sequences in the log: {log:?}"
+    );
+}

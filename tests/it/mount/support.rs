@@ -212,3 +212,21 @@ pub fn scratch_with_store() -> Scratch {
     fs::create_dir(s.b(".fsverity-fuse")).expect("create tree store");
     s
 }
+
+/// `log` without ANSI colour sequences (`ESC [ ... m`), so fields can be matched.
+pub fn strip_ansi(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

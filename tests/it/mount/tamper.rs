@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use super::harness::{Scratch, require_fuse};
 use super::support::{
     Geometry, PAGE, data, errno, failing_pages, flip_byte, only_tree_file, scratch_with_store,
+    strip_ansi,
 };
 
 /// One verity file `f` in its own scratch directory, with what the tests need to
@@ -79,8 +80,13 @@ fn a_flipped_data_byte_fails_exactly_the_pages_of_its_block() {
         ("last, partial block", last, pages(300..301)),
     ] {
         flip_byte(&t.s.b("f"), offset);
-        let log = t.expect_bad(what, &bad);
+        let log = strip_ansi(&t.expect_bad(what, &bad));
         assert!(log.contains("FILE CORRUPTED"), "{what}: log: {log}");
+        let pos = format!("offset={} ", offset / 4096 * 4096);
+        assert!(
+            log.contains(&pos) && log.contains("level=-1 "),
+            "{what}: log names {pos}, level -1: {log}"
+        );
         flip_byte(&t.s.b("f"), offset);
     }
     // Nothing damaged: nothing fails (the flips were undone).
@@ -101,6 +107,18 @@ fn a_flipped_data_byte_fails_exactly_the_pages_of_its_block() {
     flip_byte(&t.s.b("f"), 2 * 65536 + 40_000);
     flip_byte(&t.s.b("f"), 5 * 65536 + 99);
     t.expect_bad("64 KiB last block", &pages(80..81));
+
+    // Files of one block have no tree: the root hash is the block's hash.
+    let t = Subject::new(1, "sha256", 32, 4096);
+    flip_byte(&t.s.b("f"), 0);
+    t.expect_bad("one-byte file", &pages(0..1));
+    // An empty file has nothing to damage, and bytes appended to it stay invisible.
+    let t = Subject::new(0, "sha256", 32, 4096);
+    fs::write(t.s.b("f"), b"appended").expect("append to empty");
+    t.expect_bad("empty file with bytes appended", &BTreeSet::new());
+    let m = t.s.mount(&[]);
+    assert_eq!(fs::metadata(m.p("f")).expect("stat").len(), 0);
+    assert!(fs::read(m.p("f")).expect("read").is_empty());
 }
 
 #[test]
@@ -127,8 +145,12 @@ fn a_damaged_tree_block_fails_only_the_data_it_covers() {
                 flip_byte(t.tree(), offset);
                 let bad = t.g.pages_of(t.g.covered(level, index));
                 let case = format!("level {level} block {index} (hash bytes)");
-                let log = t.expect_bad(&case, &bad);
+                let log = strip_ansi(&t.expect_bad(&case, &bad));
                 assert!(log.contains("FILE CORRUPTED"), "{case}: log: {log}");
+                assert!(
+                    log.contains(&format!("level={level} ")),
+                    "{case}: log names the level: {log}"
+                );
                 flip_byte(t.tree(), offset);
             }
         }
