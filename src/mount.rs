@@ -99,6 +99,7 @@ pub struct Mounted {
     session: Session<FuseAdapter>,
     fs: Arc<VerityFs>,
     mountpoint: PathBuf,
+    signals: signal_hook::iterator::Signals,
 }
 
 /// Checks the configuration and mounts. The filesystem is live (the kernel has
@@ -132,6 +133,16 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
         }
     }
     raise_fd_limit();
+    // The kernel applied the caller's umask already (FUSE_DONT_MASK is not
+    // negotiated): the daemon's own must not mask the modes again.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    // Before the mount is visible, so an early SIGTERM unmounts cleanly.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(MountError::Session)?;
     let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
 
     let mut options = vec![
@@ -168,6 +179,7 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
         session,
         fs,
         mountpoint,
+        signals,
     })
 }
 
@@ -183,12 +195,7 @@ impl Mounted {
     pub fn serve(mut self) -> Result<(), MountError> {
         let mut unmounter = self.session.unmount_callable();
         let mountpoint = self.mountpoint.clone();
-        let mut signals = signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ])
-        .map_err(MountError::Session)?;
+        let mut signals = self.signals;
         let handle = signals.handle();
         std::thread::Builder::new()
             .name("signals".into())

@@ -49,7 +49,7 @@ fn find_store(file: &Path) -> Option<PathBuf> {
     abs.ancestors()
         .skip(1)
         .map(|dir| dir.join(STORE_DIR_NAME))
-        .find(|p| p.is_dir())
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
 }
 
 pub(crate) fn run(args: &EnableArgs) -> Result<bool> {

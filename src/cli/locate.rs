@@ -86,13 +86,15 @@ pub(crate) fn store_dir(located: &Located, explicit: Option<&Path>) -> Option<Pa
     }
     if let Some(root) = &located.backing_root {
         let dir = root.join(STORE_DIR_NAME);
-        return dir.is_dir().then_some(dir);
+        return std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir())
+            .then_some(dir);
     }
     let abs = std::path::absolute(&located.file).ok()?;
     abs.ancestors()
         .skip(1)
         .map(|dir| dir.join(STORE_DIR_NAME))
-        .find(|p| p.is_dir())
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod xattr;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,7 +160,7 @@ impl VerityFs {
             }
             None => {
                 let dir = canonical.join(STORE_DIR_NAME);
-                let store = match TreeStore::open(&dir) {
+                let store = match TreeStore::open_child(root_fd.as_fd(), STORE_DIR_NAME, &dir) {
                     Ok(s) => Some(s),
                     Err(e) => {
                         tracing::warn!(

@@ -79,10 +79,11 @@ impl InodeVerity {
                 "verity metadata was replaced (digest {} became {})",
                 d, v.digest
             )),
-            (Some(_), VerityState::Verity(_)) => match &self.state {
+            (Some(_), VerityState::Verity(v)) => match &self.state {
                 // Same digest as before: keep the existing verifier.
                 VerityState::Verity(old) => VerityState::Verity(old.clone()),
-                _ => self.state.clone(),
+                // The same metadata is back (e.g. a tool that rewrites xattrs).
+                _ => VerityState::Verity(v),
             },
             (_, other) => other,
         };

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +89,28 @@ impl TreeStore {
             Err(e) => return Err(e),
         }
         Self::existing(root)
+    }
+
+    /// The store directory `name` inside the directory `parent` (created mode
+    /// 0700 if missing). A symlink there is refused, so a planted link cannot
+    /// redirect the daemon's writes.
+    pub fn open_child(parent: BorrowedFd<'_>, name: &str, display: &Path) -> io::Result<Self> {
+        match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let flags = OFlags::DIRECTORY | OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dir = rustix::fs::openat(parent, name, flags, Mode::empty()).map_err(|e| match e {
+            rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP => io::Error::other(format!(
+                "{} is not a directory (a symlink is not accepted)",
+                display.display()
+            )),
+            e => e.into(),
+        })?;
+        Ok(Self {
+            root: display.to_path_buf(),
+            dir,
+        })
     }
 
     /// A store at `root` that must already exist.

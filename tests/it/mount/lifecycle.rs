@@ -52,7 +52,6 @@ fn start_and_catch_the_mount(backing: &Path, mnt: &Path) -> Guard {
 }
 
 #[test]
-#[ignore = "bug: a SIGTERM between the mount appearing and the signal handler being installed (src/mount.rs Mounted::serve) kills the daemon and leaves a dead mount"]
 fn sigterm_as_soon_as_the_mount_appears_unmounts_cleanly() {
     require_fuse!();
     let s = Scratch::new();
@@ -74,7 +73,6 @@ fn sigterm_as_soon_as_the_mount_appears_unmounts_cleanly() {
 }
 
 #[test]
-#[ignore = "bug: the daemon writes ANSI colour codes into its log when stderr is not a terminal (src/cli/mod.rs init_logging: tracing_subscriber::fmt() without with_ansi)"]
 fn the_log_has_no_colour_codes_when_stderr_is_not_a_terminal() {
     // Under systemd or with stderr redirected to a file, escape sequences end up
     // in the journal and in log files.

@@ -702,7 +702,6 @@ fn the_mount_behaves_like_the_backing_filesystem() {
 }
 
 #[test]
-#[ignore = "bug: the daemon's own umask (022) is applied on top of the caller's, so modes created through the mount lose group/other write bits the caller asked for"]
 fn new_entries_get_the_mode_the_caller_asked_for() {
     // The kernel has already applied the caller's umask to the mode it sends
     // (FUSE_DONT_MASK is not negotiated): the daemon must not mask it again.
