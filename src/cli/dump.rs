@@ -78,7 +78,7 @@ pub(crate) fn run(args: &DumpArgs) -> Result<bool> {
                     format!("rebuilding the tree of '{}'", args.file.display())
                 })? {
                     TreeData::Memory(v) => v,
-                    TreeData::File(_) => unreachable!("no store was given"),
+                    TreeData::Stored(_) => unreachable!("no store was given"),
                 },
             }
         }

@@ -79,7 +79,7 @@ impl VerityFs {
                 }
                 self.check_open_policy(inode, &vf)?;
                 let file = Self::reopen(inode, flags & !OFlags::RWMODE)?;
-                let verifier = self.verifier(inode, &vf, &file)?;
+                let verifier = self.verifier(&vf);
                 let keep_cache = {
                     let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
                     std::mem::replace(&mut v.cache_verified, true)
@@ -231,7 +231,7 @@ impl VerityFs {
         match &f.kind {
             HandleKind::Verity(v) => Ok(Some(v.clone())),
             HandleKind::Plain { .. } => match self.known_verity(&f.inode) {
-                Some(vf) => Ok(Some(self.verifier(&f.inode, &vf, &f.file)?)),
+                Some(vf) => Ok(Some(self.verifier(&vf))),
                 None => Ok(None),
             },
         }

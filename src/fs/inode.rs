@@ -277,7 +277,9 @@ impl InodeTable {
         if self.cached.load(Ordering::Relaxed) <= self.budget {
             return;
         }
-        let target = self.budget * 3 / 4;
+        // Evict down to half the budget, so the scan below (linear in the
+        // number of inodes) runs once per budget/2 new descriptors.
+        let target = self.budget / 2;
         let mut candidates: Vec<(u64, Arc<Inode>)> = self
             .read()
             .by_id
@@ -285,16 +287,17 @@ impl InodeTable {
             .filter(|i| i.handle.is_some())
             .map(|i| (i.last_used.load(Ordering::Relaxed), i.clone()))
             .collect();
-        candidates.sort_unstable_by_key(|(t, _)| *t);
+        let excess = self.cached.load(Ordering::Relaxed).saturating_sub(target);
+        if excess < candidates.len() {
+            candidates.select_nth_unstable_by_key(excess, |(t, _)| *t);
+            candidates.truncate(excess);
+        }
         tracing::trace!(
-            cached = self.cached.load(Ordering::Relaxed),
+            excess,
             budget = self.budget,
-            "trimming inode descriptors"
+            "closing idle inode descriptors"
         );
         for (_, inode) in candidates {
-            if self.cached.load(Ordering::Relaxed) <= target {
-                break;
-            }
             // Idle: only the table (and this list) hold the inode, and nobody
             // holds its descriptor.
             if Arc::strong_count(&inode) > 2 {

@@ -162,7 +162,13 @@ impl VerityFs {
             self.check_enable_signature(d, req.signature.as_deref())?;
             Ok(req.signature.clone())
         };
-        let result = enable_file(&file.file, self.store.as_ref(), &req.params, options, &sign);
+        let result = enable_file(
+            &file.file,
+            self.store.as_deref(),
+            &req.params,
+            options,
+            &sign,
+        );
         match result {
             Ok(meta) => {
                 Stats::add(&self.stats.trees_built, 1);

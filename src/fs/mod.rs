@@ -46,9 +46,9 @@ pub use status::{MountStatus, STATUS_XATTR};
 pub use xattr::XattrReply;
 
 use crate::error::{Error, Result};
-use crate::merkle::{BlockCache, BuildOptions, Verifier};
+use crate::merkle::{BlockCache, BuildOptions, TreeSource, Verifier};
 use crate::store::{
-    METADATA_XATTR, STORE_DIR_NAME, TreeData, TreeStore, VerityMetadata, rebuild_tree,
+    LazyTree, METADATA_XATTR, OnRebuild, STORE_DIR_NAME, TreeStore, VerityMetadata,
 };
 use handle::Handles;
 use inode::{Inode, InodeRef, InodeTable};
@@ -101,7 +101,7 @@ pub struct VerityFs {
     inodes: InodeTable,
     handles: Handles,
     cache: Arc<BlockCache>,
-    store: Option<TreeStore>,
+    store: Option<Arc<TreeStore>>,
     /// Name of the tree store at the top of the backing directory, hidden.
     hidden_name: Option<OsString>,
     stats: Arc<Stats>,
@@ -156,12 +156,12 @@ impl VerityFs {
                 let hidden = canonical_dir
                     .filter(|d| d.parent() == Some(canonical.as_path()))
                     .and_then(|d| d.file_name().map(OsStr::to_os_string));
-                (Some(store), hidden)
+                (Some(Arc::new(store)), hidden)
             }
             None => {
                 let dir = canonical.join(STORE_DIR_NAME);
                 let store = match TreeStore::open_child(root_fd.as_fd(), STORE_DIR_NAME, &dir) {
-                    Ok(s) => Some(s),
+                    Ok(s) => Some(Arc::new(s)),
                     Err(e) => {
                         tracing::warn!(
                             store = %dir.display(),
@@ -209,7 +209,7 @@ impl VerityFs {
 
     /// The tree store, if any.
     pub fn store(&self) -> Option<&TreeStore> {
-        self.store.as_ref()
+        self.store.as_deref()
     }
 
     /// Number of inodes the kernel holds.
@@ -309,49 +309,31 @@ impl VerityFs {
         v.update(ctime, read)
     }
 
-    /// The verifier of a verity file, building it (and if needed the tree) on first use.
-    fn verifier(&self, inode: &InodeRef, vf: &VerityFile, data: &File) -> Result<Arc<Verifier>> {
+    /// The verifier of a verity file (its tree is found or rebuilt when first needed).
+    fn verifier(&self, vf: &VerityFile) -> Arc<Verifier> {
         let mut slot = vf.verifier.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = slot.as_ref() {
-            return Ok(v.clone());
+            return v.clone();
         }
         let descriptor = &vf.metadata.descriptor;
-        let damaged = |reason: String| Error::VerityDamaged {
-            path: self.describe(inode),
-            reason,
-        };
-        let tree = if descriptor.geometry().tree_size() == 0 {
-            TreeData::Memory(Vec::new())
+        let tree: Box<dyn TreeSource> = if descriptor.geometry().tree_size() == 0 {
+            Box::new(Vec::<u8>::new())
         } else {
-            let stored = match &self.store {
-                Some(store) => store
-                    .open_tree(descriptor)
-                    .map_err(|e| damaged(e.to_string()))?,
-                None => None,
+            let stats = self.stats.clone();
+            let on_rebuild: OnRebuild = Arc::new(move |_| Stats::add(&stats.trees_built, 1));
+            let options = BuildOptions {
+                threads: self.options.build_threads,
             };
-            match stored {
-                Some(f) => TreeData::File(f),
-                None => {
-                    tracing::info!(path = %self.describe(inode), digest = %vf.digest, "Merkle tree missing: rebuilding from the data");
-                    let options = BuildOptions {
-                        threads: self.options.build_threads,
-                    };
-                    let tree = rebuild_tree(self.store.as_ref(), data, descriptor, options)
-                        .map_err(|e| {
-                            damaged(format!("Merkle tree missing and cannot be rebuilt: {e}"))
-                        })?;
-                    Stats::add(&self.stats.trees_built, 1);
-                    tree
-                }
-            }
+            Box::new(LazyTree::new(
+                self.store.clone(),
+                descriptor.clone(),
+                options,
+                on_rebuild,
+            ))
         };
-        let verifier = Arc::new(Verifier::new(
-            descriptor.clone(),
-            tree.into_source(),
-            self.cache.clone(),
-        ));
+        let verifier = Arc::new(Verifier::new(descriptor.clone(), tree, self.cache.clone()));
         *slot = Some(verifier.clone());
-        Ok(verifier)
+        verifier
     }
 
     /// Opens the backing object of `inode` with `flags` (never following a symlink

@@ -57,6 +57,19 @@ impl DataSource for Vec<u8> {
     }
 }
 
+/// Where a verifier reads tree blocks from. Given the data too, so a source can
+/// (re)build the tree from it when first needed.
+pub trait TreeSource: Send + Sync {
+    /// Reads tree bytes at `offset`; returns the bytes read.
+    fn read_tree(&self, buf: &mut [u8], offset: u64, data: &dyn DataSource) -> io::Result<usize>;
+}
+
+impl<T: DataSource + Send> TreeSource for T {
+    fn read_tree(&self, buf: &mut [u8], offset: u64, _data: &dyn DataSource) -> io::Result<usize> {
+        read_full(self, buf, offset)
+    }
+}
+
 /// Reads until `buf` is full or the end; returns the bytes read.
 pub fn read_full(
     source: &(impl DataSource + ?Sized),

@@ -12,7 +12,8 @@ use std::io;
 use std::sync::Arc;
 
 use super::cache::{BlockCache, BlockKey};
-use super::source::{DataSource, read_full};
+use super::source::{DataSource, TreeSource, read_full};
+
 use crate::format::{BlockHasher, Descriptor, HashValue, TreeGeometry};
 
 /// Bytes of a verity file that were checked against the tree in this very buffer.
@@ -108,7 +109,7 @@ pub struct Verifier {
     geometry: TreeGeometry,
     hasher: BlockHasher,
     digest: HashValue,
-    tree: Box<dyn DataSource + Send>,
+    tree: Box<dyn TreeSource>,
     cache: Arc<BlockCache>,
 }
 
@@ -122,11 +123,7 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// A verifier for a file with `descriptor` whose serialized tree is `tree`.
-    pub fn new(
-        descriptor: Descriptor,
-        tree: Box<dyn DataSource + Send>,
-        cache: Arc<BlockCache>,
-    ) -> Self {
+    pub fn new(descriptor: Descriptor, tree: Box<dyn TreeSource>, cache: Arc<BlockCache>) -> Self {
         let geometry = descriptor.geometry();
         let hasher = BlockHasher::new(descriptor.algorithm(), descriptor.params().salt());
         let digest = descriptor.digest();
@@ -185,28 +182,11 @@ impl Verifier {
                 data_size: size,
             });
         }
-        let mut leaf: Option<(u64, Arc<[u8]>)> = None;
-        for (i, block) in buf.chunks_exact(bs).enumerate() {
-            let index = first + i as u64;
-            let pos = index * bs as u64;
-            let actual_hash = self.hasher.hash(block);
-            let expected = if self.geometry.num_levels() == 0 {
-                *self.descriptor.root_hash()
-            } else {
-                let (tree_index, slot) = self.geometry.hash_location(index);
-                let tree_block = match &leaf {
-                    Some((idx, b)) if *idx == tree_index => b.clone(),
-                    _ => {
-                        let b = self.tree_block(0, tree_index, pos)?;
-                        leaf = Some((tree_index, b.clone()));
-                        b
-                    }
-                };
-                HashValue::from_slice(&tree_block[slot..slot + self.geometry.digest_size()])
-            };
-            if expected != actual_hash {
-                return Err(self.mismatch(pos, -1, expected, actual_hash));
-            }
+        let ds = self.geometry.digest_size();
+        let mut hashes = vec![0u8; (last - first) as usize * ds];
+        self.hasher.hash_blocks(&buf, bs, &mut hashes);
+        if !self.covers_single_tree_block(first, last, &hashes) {
+            self.check_hashes(data, first, &hashes)?;
         }
         let start = (offset - base) as usize;
         let stop = (end - base) as usize;
@@ -223,8 +203,71 @@ impl Verifier {
         ))
     }
 
+    /// A read of every data block of a file whose tree is one block: that block
+    /// is exactly these hashes, zero-padded, and its hash must be the root. No
+    /// tree I/O at all (small files, read whole, are the common case). On
+    /// success the block is cached as verified; `false` sends the caller to the
+    /// block-by-block check, which locates a failure.
+    fn covers_single_tree_block(&self, first: u64, last: u64, hashes: &[u8]) -> bool {
+        if self.geometry.num_levels() != 1 || first != 0 || last != self.geometry.data_blocks() {
+            return false;
+        }
+        let mut block = vec![0u8; self.geometry.block_size()];
+        block[..hashes.len()].copy_from_slice(hashes);
+        if self.hasher.hash(&block) != *self.descriptor.root_hash() {
+            return false;
+        }
+        let key = BlockKey {
+            digest: self.digest,
+            level: 0,
+            index: 0,
+        };
+        self.cache.insert_verified(key, Arc::from(block));
+        true
+    }
+
+    /// Compares the hashes of data blocks `first..` with the tree.
+    fn check_hashes(
+        &self,
+        data: &dyn DataSource,
+        first: u64,
+        hashes: &[u8],
+    ) -> Result<(), VerifyError> {
+        let ds = self.geometry.digest_size();
+        let bs = self.geometry.block_size() as u64;
+        let mut leaf: Option<(u64, Arc<[u8]>)> = None;
+        for (i, actual) in hashes.chunks_exact(ds).enumerate() {
+            let index = first + i as u64;
+            let pos = index * bs;
+            let expected = if self.geometry.num_levels() == 0 {
+                *self.descriptor.root_hash()
+            } else {
+                let (tree_index, slot) = self.geometry.hash_location(index);
+                let tree_block = match &leaf {
+                    Some((idx, b)) if *idx == tree_index => b.clone(),
+                    _ => {
+                        let b = self.tree_block(data, 0, tree_index, pos)?;
+                        leaf = Some((tree_index, b.clone()));
+                        b
+                    }
+                };
+                HashValue::from_slice(&tree_block[slot..slot + ds])
+            };
+            if expected.as_bytes() != actual {
+                return Err(self.mismatch(pos, -1, expected, HashValue::from_slice(actual)));
+            }
+        }
+        Ok(())
+    }
+
     /// Block `index` of tree `level`, verified up to the root (or a cached ancestor).
-    fn tree_block(&self, level: usize, index: u64, pos: u64) -> Result<Arc<[u8]>, VerifyError> {
+    fn tree_block(
+        &self,
+        data: &dyn DataSource,
+        level: usize,
+        index: u64,
+        pos: u64,
+    ) -> Result<Arc<[u8]>, VerifyError> {
         let key = BlockKey {
             digest: self.digest,
             level: level as u8,
@@ -237,17 +280,18 @@ impl Verifier {
             *self.descriptor.root_hash()
         } else {
             let (parent_index, slot) = self.geometry.hash_location(index);
-            let parent = self.tree_block(level + 1, parent_index, pos)?;
+            let parent = self.tree_block(data, level + 1, parent_index, pos)?;
             HashValue::from_slice(&parent[slot..slot + self.geometry.digest_size()])
         };
         let offset = self.geometry.tree_offset(level, index);
         let mut block = vec![0u8; self.geometry.block_size()];
-        let got = read_full(self.tree.as_ref(), &mut block, offset).map_err(|source| {
-            VerifyError::Io {
+        let got = self
+            .tree
+            .read_tree(&mut block, offset, data)
+            .map_err(|source| VerifyError::Io {
                 what: "Merkle tree",
                 source,
-            }
-        })?;
+            })?;
         if got < block.len() {
             return Err(VerifyError::TreeTruncated {
                 offset: offset + got as u64,

@@ -3,9 +3,13 @@
 //! tree store.
 
 mod enable;
+mod lazy;
 mod meta;
 mod trees;
 
 pub use enable::{EnableError, SignFn, enable_file, read_metadata};
+pub use lazy::{LazyTree, OnRebuild};
 pub use meta::{MAX_SIGNATURE_SIZE, METADATA_XATTR, MetadataError, VerityMetadata};
-pub use trees::{STORE_DIR_NAME, TempTree, TreeData, TreeError, TreeStore, rebuild_tree};
+pub use trees::{
+    STORE_DIR_NAME, TempTree, TreeData, TreeError, TreeReader, TreeStore, rebuild_tree,
+};

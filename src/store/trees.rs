@@ -12,8 +12,11 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use lru::LruCache;
 use rustix::fs::{Mode, OFlags};
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::format::{Descriptor, TreeParams};
 use crate::merkle::{BuildError, BuildOptions, DataSource, TreeSink, VecSink, build_tree};
@@ -28,6 +31,18 @@ pub const STORE_DIR_NAME: &str = ".fsverity-fuse";
 pub struct TreeStore {
     root: PathBuf,
     dir: OwnedFd,
+    /// Tree files kept open, bounded: a mount may know far more verity files
+    /// than it may hold descriptors.
+    open_files: Mutex<LruCache<String, Arc<File>>>,
+}
+
+/// How many tree files a store keeps open at once.
+const OPEN_TREE_FILES: usize = 128;
+
+fn open_files_cache() -> Mutex<LruCache<String, Arc<File>>> {
+    Mutex::new(LruCache::new(
+        NonZeroUsize::new(OPEN_TREE_FILES).expect("non-zero"),
+    ))
 }
 
 /// Why a tree could not be provided.
@@ -55,12 +70,12 @@ pub enum TreeError {
     Build(#[from] BuildError),
 }
 
-/// A tree ready for verification: from the store or, when the store cannot be
+/// A tree ready for verification: in the store or, when the store cannot be
 /// written, held in memory.
 #[derive(Debug)]
 pub enum TreeData {
     /// A tree file in the store.
-    File(File),
+    Stored(TreeReader),
     /// A tree built in memory.
     Memory(Vec<u8>),
 }
@@ -69,9 +84,34 @@ impl TreeData {
     /// As a source of tree bytes.
     pub fn into_source(self) -> Box<dyn DataSource + Send> {
         match self {
-            TreeData::File(f) => Box::new(f),
+            TreeData::Stored(r) => Box::new(r),
             TreeData::Memory(v) => Box::new(v),
         }
+    }
+}
+
+/// Reads a stored tree through the store's bounded set of open tree files,
+/// reopening the file when it was closed to make room.
+#[derive(Debug)]
+pub struct TreeReader {
+    store: Arc<TreeStore>,
+    dir: String,
+    name: String,
+}
+
+impl TreeReader {
+    fn file(&self) -> io::Result<Arc<File>> {
+        self.store.cached_file(&self.dir, &self.name)
+    }
+}
+
+impl DataSource for TreeReader {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file()?.metadata()?.len())
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&*self.file()?, buf, offset)
     }
 }
 
@@ -110,6 +150,7 @@ impl TreeStore {
         Ok(Self {
             root: display.to_path_buf(),
             dir,
+            open_files: open_files_cache(),
         })
     }
 
@@ -123,6 +164,7 @@ impl TreeStore {
         Ok(Self {
             root: root.to_path_buf(),
             dir,
+            open_files: open_files_cache(),
         })
     }
 
@@ -180,6 +222,34 @@ impl TreeStore {
             Err(rustix::io::Errno::NOENT) => Ok(None),
             Err(e) => Err(io_err(context())(e.into())),
         }
+    }
+
+    /// A reader of the stored tree of `descriptor`, if it exists with the expected size.
+    pub fn tree_reader(
+        self: &Arc<Self>,
+        descriptor: &Descriptor,
+    ) -> Result<Option<TreeReader>, TreeError> {
+        let Some(file) = self.open_tree(descriptor)? else {
+            return Ok(None);
+        };
+        let (dir, name) = Self::tree_name(descriptor);
+        lock(&self.open_files).put(name.clone(), Arc::new(file));
+        Ok(Some(TreeReader {
+            store: self.clone(),
+            dir,
+            name,
+        }))
+    }
+
+    fn cached_file(&self, dir: &str, name: &str) -> io::Result<Arc<File>> {
+        if let Some(f) = lock(&self.open_files).get(name) {
+            return Ok(f.clone());
+        }
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.subdir(dir, false)?, name, flags, Mode::empty())?;
+        let file = Arc::new(File::from(fd));
+        lock(&self.open_files).put(name.to_owned(), file.clone());
+        Ok(file)
     }
 
     /// A temporary file in the store for a tree being built.
@@ -263,7 +333,7 @@ impl Drop for TempTree<'_> {
 /// Rebuilds the tree of `data` for `descriptor`, into `store` when it can be
 /// written, else in memory. Accepts it only if its root matches the descriptor.
 pub fn rebuild_tree(
-    store: Option<&TreeStore>,
+    store: Option<&Arc<TreeStore>>,
     data: &dyn DataSource,
     descriptor: &Descriptor,
     options: BuildOptions,
@@ -293,8 +363,8 @@ pub fn rebuild_tree(
                     store.root().display()
                 )))?;
                 drop(temp);
-                return match store.open_tree(descriptor)? {
-                    Some(f) => Ok(TreeData::File(f)),
+                return match store.tree_reader(descriptor)? {
+                    Some(r) => Ok(TreeData::Stored(r)),
                     None => Err(io_err("reopen installed tree")(
                         io::ErrorKind::NotFound.into(),
                     )),
@@ -311,4 +381,8 @@ pub fn rebuild_tree(
     let built = build_tree(data, descriptor.params(), &mut sink, options)?;
     check(&built)?;
     Ok(TreeData::Memory(sink.0))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
