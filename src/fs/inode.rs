@@ -268,6 +268,7 @@ impl InodeTable {
             }
         };
         drop(slot);
+        self.trim();
         InodeRef { inode, fd }
     }
 
@@ -284,7 +285,7 @@ impl InodeTable {
             .read()
             .by_id
             .values()
-            .filter(|i| i.handle.is_some())
+            .filter(|i| i.handle.is_some() && i.fd.lock().is_ok_and(|fd| fd.is_some()))
             .map(|i| (i.last_used.load(Ordering::Relaxed), i.clone()))
             .collect();
         let excess = self.cached.load(Ordering::Relaxed).saturating_sub(target);
@@ -297,6 +298,7 @@ impl InodeTable {
             budget = self.budget,
             "closing idle inode descriptors"
         );
+        let mut closed = 0usize;
         for (_, inode) in candidates {
             // Idle: only the table (and this list) hold the inode, and nobody
             // holds its descriptor.
@@ -306,9 +308,11 @@ impl InodeTable {
             let mut slot = inode.fd.lock().unwrap_or_else(|e| e.into_inner());
             if slot.as_ref().is_some_and(|fd| Arc::strong_count(fd) == 1) {
                 *slot = None;
+                closed += 1;
                 self.cached.fetch_sub(1, Ordering::Relaxed);
             }
         }
+        tracing::trace!(closed, "closed idle inode descriptors");
     }
 
     /// Drops `n` kernel references; forgets the inode when none remain.

@@ -136,3 +136,27 @@ fn sigterm_unmounts_and_exits_zero() {
     assert!(status.success(), "{status}");
     assert!(!is_mounted(&s.mnt()));
 }
+
+#[test]
+fn more_inodes_than_descriptors_stay_reachable() {
+    // The daemon may hold 256 descriptors: it must close idle inode descriptors
+    // and reopen them by handle, also when the kernel looks entries up again
+    // (attribute timeout 0) and when it opens inodes it still caches.
+    require_fuse!();
+    let s = Scratch::new();
+    let names: Vec<String> = (0..1500).map(|i| format!("d{}/f{i}", i % 10)).collect();
+    for (i, n) in names.iter().enumerate() {
+        s.write(n, &data(2 * 4096 + i, i as u8));
+    }
+    let verity: Vec<&str> = names.iter().step_by(3).map(String::as_str).collect();
+    s.enable(&verity, &[]);
+    let m = s.mount_wrapped(&["prlimit", "--nofile=256:256"], &["--attr-timeout", "0"]);
+    for round in 0..2 {
+        for (i, n) in names.iter().enumerate() {
+            let got = fs::read(m.p(n)).unwrap_or_else(|e| panic!("round {round}, {n}: {e}"));
+            assert_eq!(got, data(2 * 4096 + i, i as u8), "round {round}, {n}");
+        }
+    }
+    let log = m.log();
+    assert!(!log.contains("Too many open files"), "{log}");
+}

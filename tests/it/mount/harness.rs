@@ -99,6 +99,17 @@ impl Scratch {
     pub fn mount(&self, extra: &[&str]) -> Mount {
         Mount::start(&self.backing(), &self.mnt(), extra, self.dir.path())
     }
+
+    /// Mounts with the daemon run under `wrapper` (e.g. `prlimit --nofile=N:N`).
+    pub fn mount_wrapped(&self, wrapper: &[&str], extra: &[&str]) -> Mount {
+        Mount::start_wrapped(
+            wrapper,
+            &self.backing(),
+            &self.mnt(),
+            extra,
+            self.dir.path(),
+        )
+    }
 }
 
 /// A running mount; unmounted in `Drop`.
@@ -126,9 +137,28 @@ pub fn is_mounted(mnt: &Path) -> bool {
 impl Mount {
     /// Starts the daemon and waits until the mount is live.
     pub fn start(backing: &Path, mnt: &Path, extra: &[&str], logdir: &Path) -> Self {
+        Self::start_wrapped(&[], backing, mnt, extra, logdir)
+    }
+
+    /// Starts the daemon under a wrapper command and waits until the mount is live.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        backing: &Path,
+        mnt: &Path,
+        extra: &[&str],
+        logdir: &Path,
+    ) -> Self {
         let log = logdir.join(format!("daemon-{}.log", std::process::id()));
         let logfile = fs::File::create(&log).expect("log file");
-        let child = Command::new(bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .arg("mount")
             .arg(backing)
             .arg(mnt)
