@@ -1,0 +1,133 @@
+//! Ed25519 signatures and the trust policy, checked against OpenSSL: keys and
+//! signatures made by either side work on the other, mounts with
+//! `--require-signatures` refuse every file whose signature is missing, wrong,
+//! tampered with, borrowed from another file or stale, the stock `fsverity
+//! enable --signature` gets the kernel's errors, and `fsverity-fuse verify`
+//! reports the same problems offline.
+//!
+//! A signature is OpenSSL's `pkeyutl -sign -rawin` of the formatted digest that
+//! `fsverity digest --for-builtin-sig` prints, so neither side of a comparison
+//! comes from the crate under test.
+
+mod interop;
+mod policy;
+mod stock_enable;
+mod verify;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::ioctl::tools::{Fsverity, Openssl};
+use crate::util::run_bin;
+
+/// Name of the backing file xattr holding the 256-byte descriptor followed by
+/// the signature.
+const METADATA_XATTR: &str = "user.fsverity-fuse";
+
+/// Size of the descriptor at the start of [`METADATA_XATTR`].
+const DESCRIPTOR_SIZE: usize = 256;
+
+/// Signs `file`'s fs-verity digest (with `opts`, as for `fsverity digest`) with
+/// OpenSSL and `private`; the 64-byte signature is written to `out` and returned.
+#[track_caller]
+fn openssl_sign(
+    fsv: &Fsverity,
+    openssl: &Openssl,
+    private: &Path,
+    file: &Path,
+    opts: &[&str],
+    out: &Path,
+) -> Vec<u8> {
+    let message = fsv.formatted_digest(opts, file);
+    openssl.sign(private, &message, out)
+}
+
+/// `fsverity-fuse enable FILE ARGS...` on a backing file (not checked).
+#[track_caller]
+fn enable_offline(file: &Path, args: &[&OsStr]) -> crate::util::Outcome {
+    let mut all = vec![OsStr::new("enable"), file.as_os_str()];
+    all.extend_from_slice(args);
+    run_bin(all)
+}
+
+/// `--signature SIG` arguments.
+fn signature_arg(sig: &Path) -> [&OsStr; 2] {
+    [OsStr::new("--signature"), sig.as_os_str()]
+}
+
+/// `--trusted-key KEY` arguments.
+fn trusted_arg(key: &Path) -> [&OsStr; 2] {
+    [OsStr::new("--trusted-key"), key.as_os_str()]
+}
+
+/// The mount arguments `--require-signatures --trusted-key KEY`.
+fn require_signed(key: &Path) -> Vec<String> {
+    vec![
+        "--require-signatures".into(),
+        "--trusted-key".into(),
+        key.to_str().expect("utf-8 key path").into(),
+    ]
+}
+
+/// Borrows a list of owned arguments.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The raw verity xattr of a backing file.
+#[track_caller]
+fn metadata_xattr(file: &Path) -> Vec<u8> {
+    let mut buf = vec![0u8; 65536];
+    let n = rustix::fs::getxattr(file, METADATA_XATTR, &mut buf[..])
+        .unwrap_or_else(|e| panic!("getxattr {}: {e}", file.display()));
+    buf.truncate(n);
+    buf
+}
+
+/// Replaces the verity xattr of a backing file.
+#[track_caller]
+fn set_metadata_xattr(file: &Path, value: &[u8]) {
+    rustix::fs::setxattr(file, METADATA_XATTR, value, rustix::fs::XattrFlags::REPLACE)
+        .unwrap_or_else(|e| panic!("setxattr {}: {e}", file.display()));
+}
+
+/// A counter of `fsverity-fuse status MNT --json`.
+#[track_caller]
+fn counter(mnt: &Path, name: &str) -> u64 {
+    let out = run_bin([OsStr::new("status"), mnt.as_os_str(), OsStr::new("--json")]);
+    out.expect_success();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    let status = doc
+        .as_object()
+        .and_then(|o| o.values().next())
+        .unwrap_or_else(|| panic!("no mount in {}", out.stdout));
+    status["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {}", out.stdout))
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), as the daemon's log
+/// colours field names.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A directory for keys and signatures inside the test's scratch directory.
+fn keydir(root: &Path) -> PathBuf {
+    let dir = root.join("keys");
+    std::fs::create_dir_all(&dir).expect("mkdir keys");
+    dir
+}
