@@ -69,6 +69,40 @@ fn check_dir(path: &Path, what: &str) -> Result<(), String> {
     }
 }
 
+/// A daemon that was killed leaves its mount behind, answering ENOTCONN: a new
+/// mount on top would be unreachable. Such a dead fsverity-fuse mount is
+/// detached first (only that: any other error or filesystem is left alone).
+fn clear_dead_mount(mountpoint: &Path) {
+    let Err(e) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    if e.raw_os_error() != Some(libc::ENOTCONN) {
+        return;
+    }
+    // The mount point itself cannot be resolved: resolve its parent.
+    let (Some(parent), Some(name)) = (mountpoint.parent(), mountpoint.file_name()) else {
+        return;
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return;
+    };
+    let mountpoint = parent.join(name);
+    let mountpoint = mountpoint.as_path();
+    let ours = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-");
+            f.get(4).map(Path::new) == Some(mountpoint)
+                && sep.and_then(|i| f.get(i + 1)) == Some(&"fuse.fsverity-fuse")
+        });
+    if ours {
+        tracing::warn!(mountpoint = %mountpoint.display(), "detaching the dead mount of a previous daemon");
+        let _ = rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// Every inode the kernel holds keeps a descriptor open: allow as many as the
 /// system permits (root may raise the hard limit up to fs.nr_open).
 fn raise_fd_limit() {
@@ -105,6 +139,7 @@ pub struct Mounted {
 /// Checks the configuration and mounts. The filesystem is live (the kernel has
 /// initialised the connection) when this returns; call [`Mounted::serve`].
 pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
+    clear_dead_mount(&config.mountpoint);
     check_dir(&config.mountpoint, "it").map_err(|reason| MountError::Mountpoint {
         path: config.mountpoint.clone(),
         reason,
@@ -159,6 +194,9 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
     } else {
         MountOption::RW
     });
+    if config.noexec {
+        options.push(MountOption::NoExec);
+    }
     let mut fuse_config = Config::default();
     fuse_config.mount_options = options;
     fuse_config.acl = if config.allow_other {

@@ -18,11 +18,22 @@ use crate::fs::OnCorruption;
 pub(crate) struct HelperArgs {
     pub(crate) mount: MountArgs,
     pub(crate) foreground: bool,
+    /// `mount -f`: check everything, mount nothing.
+    pub(crate) fake: bool,
     pub(crate) verbose: u8,
 }
 
+/// How the helper was invoked: its flags differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// As `mount.fuse.fsverity-fuse` by mount(8): `-f` means fake.
+    MountHelper,
+    /// As `fsverity-fuse SOURCE MNT` (by mount.fuse3 or by hand): `-f` means foreground.
+    Fuse,
+}
+
 /// The helper arguments, if this process was invoked as a mount helper.
-pub(crate) fn detect(argv: &[OsString], subcommands: &[String]) -> Option<Vec<OsString>> {
+pub(crate) fn detect(argv: &[OsString], subcommands: &[String]) -> Option<(Vec<OsString>, Style)> {
     let arg0 = argv.first().map(|a| {
         Path::new(a)
             .file_name()
@@ -31,14 +42,14 @@ pub(crate) fn detect(argv: &[OsString], subcommands: &[String]) -> Option<Vec<Os
             .into_owned()
     })?;
     if arg0.starts_with("mount.fuse.fsverity-fuse") || arg0.starts_with("mount.fsverity-fuse") {
-        return Some(argv[1..].to_vec());
+        return Some((argv[1..].to_vec(), Style::MountHelper));
     }
     let first = argv.get(1)?.to_string_lossy().into_owned();
     // mount.fuse3 passes the source as written in fstab: a path. A mistyped
     // subcommand is not one, and stays a usage error.
     let is_path = first.contains('/') || Path::new(&first).is_dir();
     let looks_like_helper = argv.len() >= 3 && is_path && !subcommands.contains(&first);
-    looks_like_helper.then(|| argv[1..].to_vec())
+    looks_like_helper.then(|| (argv[1..].to_vec(), Style::Fuse))
 }
 
 fn base_args(backing: PathBuf, mountpoint: PathBuf) -> MountArgs {
@@ -64,10 +75,10 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// Parses `SOURCE MOUNTPOINT [-o OPTS]... [-f] [-n] [-s] [-v]`.
-pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
+pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
-    let (mut foreground, mut sloppy, mut verbose) = (false, false, 0u8);
+    let (mut foreground, mut fake, mut sloppy, mut verbose) = (false, false, false, 0u8);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let s = a.to_string_lossy();
@@ -78,6 +89,7 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
                     .to_string_lossy()
                     .into_owned(),
             ),
+            "-f" if style == Style::MountHelper => fake = true,
             "-f" => foreground = true,
             "-s" => sloppy = true,
             "-v" => verbose = verbose.saturating_add(1),
@@ -167,6 +179,7 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
     Ok(HelperArgs {
         mount: m,
         foreground,
+        fake,
         verbose,
     })
 }
@@ -174,6 +187,19 @@ pub(crate) fn parse(args: &[OsString]) -> Result<HelperArgs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_fuse(args: &[OsString]) -> Result<HelperArgs> {
+        parse(args, Style::Fuse)
+    }
+
+    #[test]
+    fn dash_f_is_fake_for_mount_8_and_foreground_for_fuse() {
+        let args = os(&["/b", "/m", "-f"]);
+        let fake = parse(&args, Style::MountHelper).expect("parses");
+        assert!(fake.fake && !fake.foreground);
+        let fg = parse(&args, Style::Fuse).expect("parses");
+        assert!(fg.foreground && !fg.fake);
+    }
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
@@ -192,7 +218,7 @@ mod tests {
 
     #[test]
     fn parses_fstab_style_options() {
-        let h = parse(&os(&[
+        let h = parse_fuse(&os(&[
             "/b",
             "/m",
             "-o",
@@ -221,9 +247,9 @@ mod tests {
             &["/b", "/m", "-o"],
             &["/b", "/m", "-z"],
         ] {
-            let err = parse(&os(bad)).expect_err("invalid");
+            let err = parse_fuse(&os(bad)).expect_err("invalid");
             assert!(err.is::<UsageError>(), "{bad:?}: {err}");
         }
-        assert!(parse(&os(&["/b", "/m", "-s", "-o", "bogus"])).is_ok());
+        assert!(parse_fuse(&os(&["/b", "/m", "-s", "-o", "bogus"])).is_ok());
     }
 }

@@ -73,7 +73,7 @@ pub fn main() -> ExitCode {
             .collect()
     };
     let result = match helper::detect(&argv, &subcommands) {
-        Some(args) => run_helper(&args),
+        Some((args, style)) => run_helper(&args, style),
         None => run(Cli::parse()),
     };
     match result {
@@ -91,8 +91,13 @@ pub fn main() -> ExitCode {
 }
 
 /// The mount(8) helper form.
-fn run_helper(args: &[std::ffi::OsString]) -> anyhow::Result<bool> {
-    let h = helper::parse(args)?;
+fn run_helper(args: &[std::ffi::OsString], style: helper::Style) -> anyhow::Result<bool> {
+    let h = helper::parse(args, style)?;
+    if h.fake {
+        // `mount -f`: everything is checked, nothing is mounted.
+        init_logging(h.verbose);
+        return mount::check(&h.mount);
+    }
     if h.foreground {
         init_logging(h.verbose);
         mount::run(&h.mount)

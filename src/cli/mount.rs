@@ -91,7 +91,7 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
     let trusted = TrustedKeys::load(&args.trusted_keys)?;
     if args.require_signatures && trusted.is_empty() {
         return Err(super::UsageError(
-            "--require-signatures needs at least one --trusted-key".into(),
+            "requiring signatures needs at least one trusted key (--trusted-key, or -o trusted_key=)".into(),
         )
         .into());
     }
@@ -131,6 +131,22 @@ fn warn_about(args: &MountArgs) {
             "--on-corruption=log: blocks that fail verification are SERVED ANYWAY; use only while rolling verity out"
         );
     }
+}
+
+/// Checks the arguments (and that the paths are usable) without mounting.
+pub(crate) fn check(args: &MountArgs) -> Result<bool> {
+    let config = config(args)?;
+    for (path, what) in [
+        (&config.backing, "backing directory"),
+        (&config.mountpoint, "mount point"),
+    ] {
+        anyhow::ensure!(
+            path.is_dir(),
+            "{what} {} is not a directory",
+            path.display()
+        );
+    }
+    Ok(true)
 }
 
 /// Mounts and serves in the foreground until unmounted or signalled, telling

@@ -116,35 +116,54 @@ fn escape_label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Counters that only grow are `_total` counters; the rest are gauges.
-fn prometheus(mnt: &Path, s: &MountStatus, out: &mut String, header: bool) {
-    let label = format!(
-        "mountpoint=\"{}\"",
-        escape_label(&mnt.display().to_string())
-    );
+/// The Prometheus text exposition of several mounts: counters that only grow
+/// are `_total` counters, the rest gauges; one `# TYPE` line and one group per
+/// metric, a `mountpoint` label (canonical path) per mount.
+fn prometheus(all: &[(PathBuf, MountStatus)]) -> String {
+    let label = |mnt: &Path| {
+        let path = mnt.canonicalize().unwrap_or_else(|_| mnt.to_path_buf());
+        format!(
+            "mountpoint=\"{}\"",
+            escape_label(&path.display().to_string())
+        )
+    };
     let gauges = ["tree_cache_bytes"];
-    for (name, value) in &s.counters {
-        let (metric, kind) = if gauges.contains(&name.as_str()) {
-            (format!("fsverity_fuse_{name}"), "gauge")
-        } else {
-            (format!("fsverity_fuse_{name}_total"), "counter")
+    // (metric, kind, value of each mount)
+    let mut metrics: Vec<(String, &str, Vec<u64>)> = Vec::new();
+    if let Some((_, first)) = all.first() {
+        for name in first.counters.keys() {
+            let (metric, kind) = if gauges.contains(&name.as_str()) {
+                (format!("fsverity_fuse_{name}"), "gauge")
+            } else {
+                (format!("fsverity_fuse_{name}_total"), "counter")
+            };
+            let values = all
+                .iter()
+                .map(|(_, s)| s.counters.get(name).copied().unwrap_or(0))
+                .collect();
+            metrics.push((metric, kind, values));
+        }
+        let gauge = |name: &str, f: fn(&MountStatus) -> u64| {
+            (
+                format!("fsverity_fuse_{name}"),
+                "gauge",
+                all.iter().map(|(_, s)| f(s)).collect::<Vec<_>>(),
+            )
         };
-        if header {
-            let _ = writeln!(out, "# TYPE {metric} {kind}");
-        }
-        let _ = writeln!(out, "{metric}{{{label}}} {value}");
+        metrics.push(gauge("inodes", |s| s.inodes));
+        metrics.push(gauge("open_handles", |s| s.open_handles));
+        metrics.push(gauge("uptime_seconds", |s| s.uptime_seconds));
+        metrics.push(gauge("aborted", |s| u64::from(s.aborted)));
     }
-    for (name, value) in [
-        ("inodes", s.inodes),
-        ("open_handles", s.open_handles),
-        ("uptime_seconds", s.uptime_seconds),
-        ("aborted", u64::from(s.aborted)),
-    ] {
-        if header {
-            let _ = writeln!(out, "# TYPE fsverity_fuse_{name} gauge");
+    let labels: Vec<String> = all.iter().map(|(m, _)| label(m)).collect();
+    let mut out = String::new();
+    for (metric, kind, values) in metrics {
+        let _ = writeln!(out, "# TYPE {metric} {kind}");
+        for (l, v) in labels.iter().zip(values) {
+            let _ = writeln!(out, "{metric}{{{l}}} {v}");
         }
-        let _ = writeln!(out, "fsverity_fuse_{name}{{{label}}} {value}");
     }
+    out
 }
 
 pub(crate) fn run(args: &StatusArgs) -> Result<bool> {
@@ -163,11 +182,7 @@ pub(crate) fn run(args: &StatusArgs) -> Result<bool> {
             serde_json::to_string_pretty(&doc).context("encoding JSON")?
         );
     } else if args.prometheus {
-        let mut out = String::new();
-        for (i, (m, s)) in all.iter().enumerate() {
-            prometheus(m, s, &mut out, i == 0);
-        }
-        print!("{out}");
+        print!("{}", prometheus(&all));
     } else {
         for (m, s) in &all {
             println!("{}", human(m, s));

@@ -39,6 +39,7 @@ pub struct DirSnapshot {
 impl VerityFs {
     /// Opens a directory.
     pub fn opendir(&self, ino: u64) -> Result<u64> {
+        self.check_not_aborted()?;
         let inode = self.inode(ino)?;
         if inode.kind != FileType::Directory {
             return Err(Error::from_errno(libc::ENOTDIR));

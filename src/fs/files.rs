@@ -64,7 +64,7 @@ impl VerityFs {
             self.check_writable()?;
         }
         let st = Self::stat(inode)?;
-        match self.verity_state(inode, &st, true) {
+        match self.verity_state(inode, &st, false) {
             VerityState::Damaged(reason) => {
                 let err = Error::VerityDamaged {
                     path: self.describe(inode),
@@ -104,10 +104,7 @@ impl VerityFs {
                 {
                     let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
                     if writing {
-                        if v.enabling {
-                            return Err(Error::TextBusy);
-                        }
-                        v.writers += 1;
+                        v.begin_write()?;
                     }
                     v.cache_verified = false;
                 }
@@ -119,7 +116,7 @@ impl VerityFs {
                                 .verity
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
-                                .writers -= 1;
+                                .end_write();
                         }
                         return Err(e);
                     }

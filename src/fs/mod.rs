@@ -290,8 +290,10 @@ impl VerityFs {
         attr
     }
 
-    /// The verity state of a regular file. With `force`, the metadata is re-read;
-    /// otherwise only when the backing ctime changed since the last read.
+    /// The verity state of a regular file. The metadata is re-read when the
+    /// backing ctime changed since the last read (setting or removing an xattr
+    /// changes it; with the kernel's fine-grained ctimes a change right after a
+    /// query is still seen) or with `force`.
     fn verity_state(&self, inode: &InodeRef, st: &Stat, force: bool) -> VerityState {
         let ctime = attr::ctime_of(st);
         let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());

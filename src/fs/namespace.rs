@@ -82,6 +82,7 @@ fn timestamp(t: Option<SetTime>) -> rustix::fs::Timespec {
 impl VerityFs {
     /// Looks `name` up in `parent`, taking one kernel reference on the result.
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.check_not_aborted()?;
         let parent = self.inode(parent)?;
         Self::check_name(name)?;
         if self.is_hidden(&parent, name) {
@@ -105,6 +106,9 @@ impl VerityFs {
 
     /// Attributes of `ino`.
     pub fn getattr(&self, ino: u64) -> Result<Attr> {
+        if ino != super::ROOT_ID {
+            self.check_not_aborted()?;
+        }
         let inode = self.inode(ino)?;
         let st = Self::stat(&inode)?;
         Ok(self.attr(&inode, &st))
@@ -124,13 +128,24 @@ impl VerityFs {
             if !matches!(self.verity_state(&inode, &st, true), VerityState::Plain) {
                 return Err(Error::VerityImmutable);
             }
-            match file {
-                Some(f) => rustix::fs::ftruncate(f, size)?,
-                None => {
-                    let f = Self::reopen(&inode, OFlags::WRONLY)?;
-                    rustix::fs::ftruncate(&f, size)?;
-                }
-            }
+            // A truncate is a writer for as long as it runs: ETXTBSY during an
+            // enable, as with the kernel.
+            inode
+                .verity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .begin_write()?;
+            let truncated = match file {
+                Some(f) => rustix::fs::ftruncate(f, size).map_err(Error::from),
+                None => Self::reopen(&inode, OFlags::WRONLY)
+                    .and_then(|f| rustix::fs::ftruncate(&f, size).map_err(Error::from)),
+            };
+            inode
+                .verity
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .end_write();
+            truncated?;
         }
         if let Some(mode) = change.mode {
             let mode = Mode::from_raw_mode(mode & 0o7777);
@@ -183,6 +198,7 @@ impl VerityFs {
 
     /// Target of a symlink.
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        self.check_not_aborted()?;
         let inode = self.inode(ino)?;
         Ok(rustix::fs::readlinkat(&inode.fd, "", Vec::new())?.into_bytes())
     }

@@ -163,7 +163,7 @@ impl VerityFs {
             OnCorruption::Abort => {
                 if !self.aborted.swap(true, Ordering::Relaxed) {
                     tracing::error!(
-                        "--on-corruption=abort: the mount stops serving; every access now fails with EIO"
+                        "--on-corruption=abort: the mount stops serving: every lookup, stat, listing, open and read now fails with EIO (only the mount root and its status stay reachable)"
                     );
                 }
                 Err(err)

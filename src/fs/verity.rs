@@ -69,6 +69,27 @@ pub struct InodeVerity {
 }
 
 impl InodeVerity {
+    /// Registers a writer (an open for writing, a truncate): refused while an
+    /// enable runs (ETXTBSY) and once the file is verity (EPERM) — checked under
+    /// the same lock the enable takes, so neither can slip past the other.
+    pub fn begin_write(&mut self) -> Result<(), crate::error::Error> {
+        if self.enabling {
+            return Err(crate::error::Error::TextBusy);
+        }
+        if self.sticky_digest.is_some()
+            || matches!(self.state, VerityState::Verity(_) | VerityState::Damaged(_))
+        {
+            return Err(crate::error::Error::VerityImmutable);
+        }
+        self.writers += 1;
+        Ok(())
+    }
+
+    /// Unregisters a writer.
+    pub fn end_write(&mut self) {
+        self.writers = self.writers.saturating_sub(1);
+    }
+
     /// Applies newly read metadata, enforcing that verity is sticky.
     pub fn update(&mut self, ctime: (i64, u64), read: VerityState) -> VerityState {
         let state = match (&self.sticky_digest, read) {

@@ -48,6 +48,7 @@ impl VerityFs {
                 _ => XattrReply::Data(json),
             });
         }
+        self.check_not_aborted()?;
         if is_reserved(name) {
             return Err(Error::from_errno(libc::ENODATA));
         }
@@ -64,6 +65,7 @@ impl VerityFs {
 
     /// listxattr without the reserved name; `size` 0 asks for the size.
     pub fn listxattr(&self, ino: u64, size: u32) -> Result<XattrReply> {
+        self.check_not_aborted()?;
         let path = match self.xattr_path(ino) {
             Ok(p) => p,
             Err(_) => {

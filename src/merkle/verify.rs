@@ -172,10 +172,17 @@ impl Verifier {
         let mut buf = vec![0u8; ((last - first) as usize) * bs];
         // Read whole blocks, past the recorded size too: bytes beyond it in the
         // last block must be the zero padding, or the block fails to verify.
-        let got = read_full(data, &mut buf, base).map_err(|source| VerifyError::Io {
+        let io_err = |source| VerifyError::Io {
             what: "data",
             source,
-        })?;
+        };
+        // One pread usually does: a short count at a regular file means its end,
+        // and the zeroed rest of the buffer is then the padding. Only a count
+        // that stops before the recorded size needs more reads to tell.
+        let mut got = data.read_at(&mut buf, base).map_err(io_err)?;
+        if base + (got as u64) < end {
+            got += read_full(data, &mut buf[got..], base + got as u64).map_err(io_err)?;
+        }
         if base + (got as u64) < end {
             return Err(VerifyError::Truncated {
                 pos: base + got as u64,

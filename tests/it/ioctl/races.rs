@@ -321,9 +321,6 @@ fn truncate(path: &Path, len: u64) -> Result<(), i32> {
 /// file's write access, so the truncate fails with ETXTBSY and the enable goes
 /// on. (Too late, the truncate meets a verity file: EPERM, and the test retries.)
 #[test]
-#[ignore = "bug: truncate(2) by path during an enable succeeds and the enable then fails \
-            with EBUSY; setattr (src/fs/namespace.rs) checks the verity state but not the \
-            inode's `enabling` mark"]
 fn truncate_during_enable_is_etxtbsy() {
     require_fuse!();
     let Some(fsv) = Fsverity::find() else { return };
