@@ -15,6 +15,7 @@ pub mod fuse;
 pub mod ioctl;
 pub mod merkle;
 pub mod mount;
+pub mod mountinfo;
 pub mod notify;
 pub mod signature;
 pub mod store;

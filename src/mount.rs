@@ -88,15 +88,7 @@ fn clear_dead_mount(mountpoint: &Path) {
     };
     let mountpoint = parent.join(name);
     let mountpoint = mountpoint.as_path();
-    let ours = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-");
-            f.get(4).map(Path::new) == Some(mountpoint)
-                && sep.and_then(|i| f.get(i + 1)) == Some(&"fuse.fsverity-fuse")
-        });
+    let ours = crate::mountinfo::is_fsverity_mount(mountpoint);
     if ours {
         tracing::warn!(mountpoint = %mountpoint.display(), "detaching the dead mount of a previous daemon");
         let _ = rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH);

@@ -84,18 +84,7 @@ impl VerityFs {
                     let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
                     std::mem::replace(&mut v.cache_verified, true)
                 };
-                Stats::add(&self.stats.files_opened_verity, 1);
-                let kind = HandleKind::Verity(verifier);
-                let fh = self.handles.insert(Handle::File(FileHandle {
-                    inode: inode.clone(),
-                    file,
-                    kind,
-                }));
-                Ok(Opened {
-                    fh,
-                    keep_cache,
-                    verity: true,
-                })
+                Ok(self.new_handle(inode, file, HandleKind::Verity(verifier), keep_cache))
             }
             VerityState::Plain | VerityState::Unknown => {
                 if !writing {
@@ -121,18 +110,7 @@ impl VerityFs {
                         return Err(e);
                     }
                 };
-                Stats::add(&self.stats.files_opened_plain, 1);
-                let kind = HandleKind::Plain { writable: writing };
-                let fh = self.handles.insert(Handle::File(FileHandle {
-                    inode: inode.clone(),
-                    file,
-                    kind,
-                }));
-                Ok(Opened {
-                    fh,
-                    keep_cache: false,
-                    verity: false,
-                })
+                Ok(self.new_handle(inode, file, HandleKind::Plain { writable: writing }, false))
             }
         }
     }
@@ -189,21 +167,39 @@ impl VerityFs {
                 .verity
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .writers += 1;
+                .begin_write()?;
         }
-        Stats::add(&self.stats.files_opened_plain, 1);
-        let kind = HandleKind::Plain { writable: writing };
-        let fh = self
-            .handles
-            .insert(Handle::File(FileHandle { inode, file, kind }));
         Ok((
             attr,
-            Opened {
-                fh,
-                keep_cache: false,
-                verity: false,
-            },
+            self.new_handle(&inode, file, HandleKind::Plain { writable: writing }, false),
         ))
+    }
+
+    /// Registers an open file and counts the open.
+    fn new_handle(
+        &self,
+        inode: &InodeRef,
+        file: std::fs::File,
+        kind: HandleKind,
+        keep_cache: bool,
+    ) -> Opened {
+        let verity = matches!(kind, HandleKind::Verity(_));
+        let counter = if verity {
+            &self.stats.files_opened_verity
+        } else {
+            &self.stats.files_opened_plain
+        };
+        Stats::add(counter, 1);
+        let fh = self.handles.insert(Handle::File(FileHandle {
+            inode: inode.clone(),
+            file,
+            kind,
+        }));
+        Opened {
+            fh,
+            keep_cache,
+            verity,
+        }
     }
 
     /// Reads `size` bytes at `offset`. For verity files, every byte returned was

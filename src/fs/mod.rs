@@ -47,9 +47,7 @@ pub use xattr::XattrReply;
 
 use crate::error::{Error, Result};
 use crate::merkle::{BlockCache, BuildOptions, TreeSource, Verifier};
-use crate::store::{
-    LazyTree, METADATA_XATTR, OnRebuild, STORE_DIR_NAME, TreeStore, VerityMetadata,
-};
+use crate::store::{LazyTree, OnRebuild, STORE_DIR_NAME, TreeStore, read_metadata_at};
 use handle::Handles;
 use inode::{Inode, InodeRef, InodeTable};
 use ratelimit::RateLimiter;
@@ -300,7 +298,7 @@ impl VerityFs {
         if !force && v.checked_ctime == Some(ctime) {
             return v.state.clone();
         }
-        let read = match read_metadata_path(&inode.proc_path()) {
+        let read = match read_metadata_at(&inode.proc_path()) {
             Ok(None) => VerityState::Plain,
             Ok(Some(Ok(m))) => VerityState::Verity(Arc::new(VerityFile::new(m))),
             Ok(Some(Err(e))) => VerityState::Damaged(e.to_string()),
@@ -393,19 +391,4 @@ fn descriptor_budget() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let n = limit.current.unwrap_or(1 << 20).min(1 << 20) as usize;
     n / 2
-}
-
-/// Reads verity metadata through a path (for `O_PATH` descriptors via /proc).
-fn read_metadata_path(
-    path: &str,
-) -> io::Result<Option<std::result::Result<VerityMetadata, crate::store::MetadataError>>> {
-    let mut buf = vec![0u8; 512];
-    loop {
-        match rustix::fs::getxattr(path, METADATA_XATTR, &mut buf[..]) {
-            Ok(n) => return Ok(Some(VerityMetadata::decode(&buf[..n]))),
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(rustix::io::Errno::RANGE) if buf.len() < 65536 => buf.resize(65536, 0),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }

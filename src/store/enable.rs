@@ -50,9 +50,21 @@ pub enum EnableError {
 pub fn read_metadata(
     file: &impl std::os::fd::AsFd,
 ) -> io::Result<Option<Result<VerityMetadata, MetadataError>>> {
+    read_metadata_with(|buf| rustix::fs::fgetxattr(file, METADATA_XATTR, buf))
+}
+
+/// Reads the verity metadata of the file at `path` (e.g. an `O_PATH` descriptor
+/// reached through /proc/self/fd).
+pub fn read_metadata_at(path: &str) -> io::Result<Option<Result<VerityMetadata, MetadataError>>> {
+    read_metadata_with(|buf| rustix::fs::getxattr(path, METADATA_XATTR, buf))
+}
+
+fn read_metadata_with(
+    get: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Option<Result<VerityMetadata, MetadataError>>> {
     let mut buf = vec![0u8; 512];
     loop {
-        match rustix::fs::fgetxattr(file, METADATA_XATTR, &mut buf[..]) {
+        match get(&mut buf[..]) {
             Ok(n) => return Ok(Some(VerityMetadata::decode(&buf[..n]))),
             Err(rustix::io::Errno::NODATA) => return Ok(None),
             Err(rustix::io::Errno::RANGE) if buf.len() < 65536 => buf.resize(65536, 0),

@@ -7,7 +7,7 @@ mod lazy;
 mod meta;
 mod trees;
 
-pub use enable::{EnableError, SignFn, enable_file, read_metadata};
+pub use enable::{EnableError, SignFn, enable_file, read_metadata, read_metadata_at};
 pub use lazy::{LazyTree, OnRebuild};
 pub use meta::{MAX_SIGNATURE_SIZE, METADATA_XATTR, MetadataError, VerityMetadata};
 pub use trees::{

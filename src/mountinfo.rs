@@ -1,0 +1,83 @@
+//! Reading /proc/self/mountinfo: which fsverity-fuse mounts exist, where, over
+//! which backing directory.
+
+use std::path::{Path, PathBuf};
+
+/// The filesystem type fsverity-fuse mounts show.
+pub const FSTYPE: &str = "fuse.fsverity-fuse";
+
+/// One mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// Filesystem type (`fuse.fsverity-fuse` for ours).
+    pub fstype: String,
+    /// Source (for ours: the backing directory).
+    pub source: PathBuf,
+}
+
+/// Undoes the octal escapes of mountinfo (`\040` for a space...).
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_line(line: &str) -> Option<MountEntry> {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let sep = fields.iter().position(|f| *f == "-")?;
+    Some(MountEntry {
+        mountpoint: PathBuf::from(unescape(fields.get(4)?)),
+        fstype: (*fields.get(sep + 1)?).to_owned(),
+        source: PathBuf::from(unescape(fields.get(sep + 2)?)),
+    })
+}
+
+/// Every mount of this process's namespace.
+pub fn entries() -> Vec<MountEntry> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines().filter_map(parse_line).collect()
+}
+
+/// The fsverity-fuse mounts.
+pub fn fsverity_mounts() -> Vec<MountEntry> {
+    entries()
+        .into_iter()
+        .filter(|e| e.fstype == FSTYPE)
+        .collect()
+}
+
+/// Whether an fsverity-fuse mount sits at `path` (canonical).
+pub fn is_fsverity_mount(path: &Path) -> bool {
+    fsverity_mounts().iter().any(|e| e.mountpoint == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_unescapes() {
+        let line = r"36 25 0:39 / /mnt/a\040b rw,nosuid - fuse.fsverity-fuse /srv/back\134ing rw,user_id=0";
+        let e = parse_line(line).expect("parses");
+        assert_eq!(e.mountpoint, PathBuf::from("/mnt/a b"));
+        assert_eq!(e.fstype, FSTYPE);
+        assert_eq!(e.source, PathBuf::from(r"/srv/back\ing"));
+        assert_eq!(unescape("/plain"), "/plain");
+        assert!(parse_line("garbage").is_none());
+    }
+}
