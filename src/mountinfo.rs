@@ -9,6 +9,8 @@ pub const FSTYPE: &str = "fuse.fsverity-fuse";
 /// One mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The device number, `major:minor` (also the name of its backing device info).
+    pub device: String,
     /// Where it is mounted.
     pub mountpoint: PathBuf,
     /// Filesystem type (`fuse.fsverity-fuse` for ours).
@@ -41,6 +43,7 @@ fn parse_line(line: &str) -> Option<MountEntry> {
     let fields: Vec<&str> = line.split(' ').collect();
     let sep = fields.iter().position(|f| *f == "-")?;
     Some(MountEntry {
+        device: (*fields.get(2)?).to_owned(),
         mountpoint: PathBuf::from(unescape(fields.get(4)?)),
         fstype: (*fields.get(sep + 1)?).to_owned(),
         source: PathBuf::from(unescape(fields.get(sep + 2)?)),
@@ -76,6 +79,7 @@ mod tests {
         let e = parse_line(line).expect("parses");
         assert_eq!(e.mountpoint, PathBuf::from("/mnt/a b"));
         assert_eq!(e.fstype, FSTYPE);
+        assert_eq!(e.device, "0:39");
         assert_eq!(e.source, PathBuf::from(r"/srv/back\ing"));
         assert_eq!(unescape("/plain"), "/plain");
         assert!(parse_line("garbage").is_none());

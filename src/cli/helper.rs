@@ -67,6 +67,7 @@ fn base_args(backing: PathBuf, mountpoint: PathBuf) -> MountArgs {
         on_corruption: OnCorruption::Eio,
         noexec: false,
         attr_timeout: 1.0,
+        readahead: 1024,
     }
 }
 
@@ -138,6 +139,13 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
                     .ok_or_else(|| usage("-o threads=N takes 1 to 256"))?
             }
             "on_corruption" => m.on_corruption = need("MODE")?.parse().map_err(usage)?,
+            "readahead" => {
+                m.readahead = need("KIB")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 65536)
+                    .ok_or_else(|| usage("-o readahead=KIB takes 0 to 65536"))?
+            }
             "attr_timeout" => {
                 m.attr_timeout = need("SECONDS")?
                     .parse()

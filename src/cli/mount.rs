@@ -56,6 +56,9 @@ pub(crate) struct MountArgs {
     /// Forbid executing programs from the mount.
     #[arg(long)]
     pub(crate) noexec: bool,
+    /// Kernel readahead for the mount, in KiB (0: the kernel's default).
+    #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub(crate) readahead: u32,
     /// Seconds the kernel may cache attributes and directory entries.
     #[arg(long = "attr-timeout", default_value_t = 1.0, value_name = "SECONDS")]
     pub(crate) attr_timeout: f64,
@@ -122,6 +125,7 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
             attr: ttl,
             entry: ttl,
         },
+        readahead_kb: args.readahead,
     })
 }
 
