@@ -41,6 +41,42 @@ impl VerifiedBytes {
     }
 }
 
+impl Drop for VerifiedBytes {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Largest read buffer kept for reuse (the largest FUSE read is 1 MiB, plus a
+/// partial block on each side).
+const MAX_SPARE: usize = (1 << 20) + 2 * (1 << 16);
+
+thread_local! {
+    /// Read buffers of this request thread, kept between requests: a fresh
+    /// megabyte per read costs page faults and zeroing on every request.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of at least `len` bytes; its content is stale and must be overwritten.
+fn take_buffer(len: usize) -> Vec<u8> {
+    let mut buf = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    buf
+}
+
+fn give_back(buf: Vec<u8>) {
+    if (1..=MAX_SPARE).contains(&buf.len()) {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < 2 {
+                s.push(buf);
+            }
+        });
+    }
+}
+
 impl std::ops::Deref for VerifiedBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -169,7 +205,8 @@ impl Verifier {
         let first = offset / bs as u64;
         let last = end.div_ceil(bs as u64);
         let base = first * bs as u64;
-        let mut buf = vec![0u8; ((last - first) as usize) * bs];
+        let want = ((last - first) as usize) * bs;
+        let mut buf = take_buffer(want);
         // Read whole blocks, past the recorded size too: bytes beyond it in the
         // last block must be the zero padding, or the block fails to verify.
         let io_err = |source| VerifyError::Io {
@@ -177,12 +214,16 @@ impl Verifier {
             source,
         };
         // One pread usually does: a short count at a regular file means its end,
-        // and the zeroed rest of the buffer is then the padding. Only a count
-        // that stops before the recorded size needs more reads to tell.
-        let mut got = data.read_at(&mut buf, base).map_err(io_err)?;
+        // and the rest of the blocks is then the zero padding. Only a count that
+        // stops before the recorded size needs more reads to tell.
+        let region = &mut buf[..want];
+        let mut got = data.read_at(region, base).map_err(io_err)?;
         if base + (got as u64) < end {
-            got += read_full(data, &mut buf[got..], base + got as u64).map_err(io_err)?;
+            got += read_full(data, &mut region[got..], base + got as u64).map_err(io_err)?;
         }
+        // The buffer may hold an earlier read: what the file did not fill is the
+        // zero padding.
+        region[got..].fill(0);
         if base + (got as u64) < end {
             return Err(VerifyError::Truncated {
                 pos: base + got as u64,
@@ -191,7 +232,7 @@ impl Verifier {
         }
         let ds = self.geometry.digest_size();
         let mut hashes = vec![0u8; (last - first) as usize * ds];
-        self.hasher.hash_blocks(&buf, bs, &mut hashes);
+        self.hasher.hash_blocks(&buf[..want], bs, &mut hashes);
         if !self.covers_single_tree_block(first, last, &hashes) {
             self.check_hashes(data, first, &hashes)?;
         }
