@@ -80,6 +80,10 @@ impl VerityFs {
                 self.check_open_policy(inode, &vf)?;
                 let file = Self::reopen(inode, flags & !OFlags::RWMODE)?;
                 let verifier = self.verifier(&vf);
+                // As the kernel keeps the tree with the file: a missing tree is
+                // rebuilt (and stored) at the first open, while the data is
+                // still the data the descriptor describes.
+                verifier.prepare(&file);
                 let keep_cache = {
                     let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
                     std::mem::replace(&mut v.cache_verified, true)

@@ -62,6 +62,10 @@ impl DataSource for Vec<u8> {
 pub trait TreeSource: Send + Sync {
     /// Reads tree bytes at `offset`; returns the bytes read.
     fn read_tree(&self, buf: &mut [u8], offset: u64, data: &dyn DataSource) -> io::Result<usize>;
+
+    /// Makes the tree available now (e.g. finds or rebuilds it) rather than at
+    /// the first block read; failures show at that read.
+    fn prepare(&self, _data: &dyn DataSource) {}
 }
 
 impl<T: DataSource + Send> TreeSource for T {

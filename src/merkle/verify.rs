@@ -173,6 +173,12 @@ impl Verifier {
         }
     }
 
+    /// Finds (or rebuilds) the tree now, so a file whose data no longer matches
+    /// can still be located block by block later.
+    pub fn prepare(&self, data: &dyn DataSource) {
+        self.tree.prepare(data);
+    }
+
     /// The descriptor.
     pub fn descriptor(&self) -> &Descriptor {
         &self.descriptor

@@ -1,7 +1,6 @@
-//! A tree that is looked for — and if missing rebuilt — only when a verifier
-//! first needs one of its blocks. Opening a verity file touches nothing in the
-//! store, and small files read whole never touch it at all (their single tree
-//! block is recomputed from the data).
+//! A tree that is looked for — and if missing rebuilt and stored — once, when a
+//! verity file is first opened (`prepare`) or when a verifier first needs one of
+//! its blocks; the outcome, success or failure, is kept.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -85,5 +84,9 @@ impl LazyTree {
 impl TreeSource for LazyTree {
     fn read_tree(&self, buf: &mut [u8], offset: u64, data: &dyn DataSource) -> io::Result<usize> {
         self.tree(data)?.read_tree(buf, offset, data)
+    }
+
+    fn prepare(&self, data: &dyn DataSource) {
+        let _ = self.tree(data);
     }
 }

@@ -36,13 +36,12 @@ pub struct TreeStore {
     open_files: Mutex<LruCache<String, Arc<File>>>,
 }
 
-/// How many tree files a store keeps open at once.
-const OPEN_TREE_FILES: usize = 128;
-
+/// How many tree files a store keeps open at once: up to 128, and no more than
+/// an eighth of the open-file limit.
 fn open_files_cache() -> Mutex<LruCache<String, Arc<File>>> {
-    Mutex::new(LruCache::new(
-        NonZeroUsize::new(OPEN_TREE_FILES).expect("non-zero"),
-    ))
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let n = (limit.current.unwrap_or(1024) / 8).clamp(4, 128) as usize;
+    Mutex::new(LruCache::new(NonZeroUsize::new(n).expect("at least 4")))
 }
 
 /// Why a tree could not be provided.
