@@ -3,8 +3,7 @@
 //! chmod'ed, chown'ed and touched, but never truncated.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, RenameFlags, Timestamps, Uid};
 
@@ -163,7 +162,6 @@ impl VerityFs {
             }
         }
         if change.uid.is_some() || change.gid.is_some() {
-            // SAFETY-free: ids are plain numbers from the kernel.
             let uid = change.uid.map(Uid::from_raw);
             let gid = change.gid.map(Gid::from_raw);
             rustix::fs::chownat(
@@ -359,16 +357,5 @@ impl VerityFs {
             namelen: s.f_namemax as u32,
             frsize: s.f_frsize as u32,
         })
-    }
-
-    /// Path of `ino` relative to the mount, if it can be found (for status/tools).
-    pub fn backing_path(&self, ino: u64) -> Option<PathBuf> {
-        let inode = self.inodes.get(ino).ok()?;
-        std::fs::read_link(inode.proc_path()).ok()
-    }
-
-    /// True if `name` would be hidden at the top of the mount.
-    pub fn is_reserved_top_name(&self, name: &[u8]) -> bool {
-        self.hidden_name.as_deref().map(|h| h.as_bytes()) == Some(name)
     }
 }
