@@ -106,24 +106,7 @@ fn counter(mnt: &Path, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {}", out.stdout))
 }
 
-/// `text` without ANSI colour sequences (`ESC [ ... m`), as the daemon's log
-/// colours field names.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub(crate) use crate::mount::support::strip_ansi;
 
 /// A directory for keys and signatures inside the test's scratch directory.
 fn keydir(root: &Path) -> PathBuf {
