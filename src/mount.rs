@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session, SessionACL};
@@ -249,10 +250,13 @@ impl Mounted {
         let mountpoint = self.mountpoint.clone();
         let mut signals = self.signals;
         let handle = signals.handle();
+        let asked_to_stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = asked_to_stop.clone();
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
+                    stop_flag.store(true, Ordering::SeqCst);
                     tracing::info!(signal = sig, mountpoint = %mountpoint.display(), "unmounting");
                     if let Err(e) = unmounter.unmount() {
                         tracing::warn!(error = %e, "mount busy: detaching it; serving open files until they close");
@@ -263,8 +267,30 @@ impl Mounted {
                 }
             })
             .map_err(MountError::Session)?;
-        let result = self.session.run().map_err(MountError::Session);
+        let result = self.session.run();
         handle.close();
-        result
+        match result {
+            // When the last user of a detached (lazily unmounted) mount goes
+            // away, the kernel tears the connection down and a reader of
+            // /dev/fuse may see ECONNABORTED instead of ENODEV. That is the end
+            // of an unmount, not a failure, unless the mount is still there
+            // (someone aborted the connection through /sys/fs/fuse/connections).
+            Err(e)
+                if e.raw_os_error() == Some(libc::ECONNABORTED)
+                    && (asked_to_stop.load(Ordering::SeqCst)
+                        || !still_mounted(&self.mountpoint, self.fs.backing())) =>
+            {
+                tracing::info!("the kernel ended the connection after the unmount");
+                Ok(())
+            }
+            other => other.map_err(MountError::Session),
+        }
     }
+}
+
+/// Whether this daemon's mount (fsverity-fuse over `backing`) is still at `mountpoint`.
+fn still_mounted(mountpoint: &Path, backing: &Path) -> bool {
+    crate::mountinfo::fsverity_mounts()
+        .iter()
+        .any(|e| e.mountpoint == mountpoint && e.source == backing)
 }
