@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::trees::{TreeData, TreeStore, rebuild_tree};
 use crate::format::Descriptor;
-use crate::merkle::{BuildOptions, DataSource, TreeSource};
+use crate::merkle::{BuildOptions, DataSource, TreeSource, VecSink, build_tree};
 
 /// Called when a tree had to be rebuilt.
 pub type OnRebuild = Arc<dyn Fn(&Descriptor) + Send + Sync>;
@@ -54,6 +54,11 @@ impl LazyTree {
         if let Some(known) = state.as_ref() {
             return known.clone().map_err(io::Error::other);
         }
+        if let Some(small) = self.small_tree_from_data(data) {
+            let result = Ok(Arc::new(small) as Arc<dyn TreeSource>);
+            *state = Some(result.clone());
+            return result.map_err(io::Error::other);
+        }
         let found = match &self.store {
             Some(store) => store
                 .tree_reader(&self.descriptor)
@@ -81,6 +86,66 @@ impl LazyTree {
     }
 }
 
+impl LazyTree {
+    /// The tree of a small file, built from its data in memory — cheaper than
+    /// looking up and reading its tree file (one more inode and block per file,
+    /// the data is read at the first read anyway). Taken only when its root
+    /// matches the descriptor; otherwise `None`, and the stored tree is used so
+    /// that only the blocks that changed fail, as with the kernel.
+    fn small_tree_from_data(&self, data: &dyn DataSource) -> Option<SmallTree> {
+        let g = self.descriptor.geometry();
+        if g.tree_size() != g.block_size() as u64 || self.descriptor.data_size() > SMALL_FILE_MAX {
+            return None;
+        }
+        let mut sink = VecSink::default();
+        let built = build_tree(
+            data,
+            self.descriptor.params(),
+            &mut sink,
+            BuildOptions { threads: 1 },
+        );
+        match built {
+            Ok(d) if d == self.descriptor => {
+                // Only the block's used hashes are kept; the rest is zero padding.
+                let mut bytes = sink.0;
+                bytes.truncate(g.data_blocks() as usize * g.digest_size());
+                Some(SmallTree {
+                    bytes,
+                    size: g.tree_size(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Files up to this size whose tree is a single block get it from their data.
+pub const SMALL_FILE_MAX: u64 = 128 * 1024;
+
+/// A one-block tree held in memory without its zero padding.
+#[derive(Debug)]
+struct SmallTree {
+    bytes: Vec<u8>,
+    size: u64,
+}
+
+impl TreeSource for SmallTree {
+    fn read_tree(&self, buf: &mut [u8], offset: u64, _data: &dyn DataSource) -> io::Result<usize> {
+        let Some(n) = self.size.checked_sub(offset) else {
+            return Ok(0);
+        };
+        let n = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+        buf[..n].fill(0);
+        if let Ok(start) = usize::try_from(offset) {
+            if start < self.bytes.len() {
+                let m = n.min(self.bytes.len() - start);
+                buf[..m].copy_from_slice(&self.bytes[start..start + m]);
+            }
+        }
+        Ok(n)
+    }
+}
+
 impl TreeSource for LazyTree {
     fn read_tree(&self, buf: &mut [u8], offset: u64, data: &dyn DataSource) -> io::Result<usize> {
         self.tree(data)?.read_tree(buf, offset, data)
@@ -88,5 +153,94 @@ impl TreeSource for LazyTree {
 
     fn prepare(&self, data: &dyn DataSource) {
         let _ = self.tree(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{HashAlgorithm, TreeParams};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn descriptor_and_tree(data: &[u8], salt: &[u8]) -> (Descriptor, Vec<u8>) {
+        let params = TreeParams::new(HashAlgorithm::Sha256, 4096, salt).expect("params");
+        let mut sink = VecSink::default();
+        let d = build_tree(&data, &params, &mut sink, BuildOptions { threads: 1 }).expect("build");
+        (d, sink.0)
+    }
+
+    fn lazy(d: &Descriptor) -> (LazyTree, Arc<AtomicUsize>) {
+        let rebuilt = Arc::new(AtomicUsize::new(0));
+        let r = rebuilt.clone();
+        let on_rebuild: OnRebuild = Arc::new(move |_| {
+            r.fetch_add(1, Ordering::Relaxed);
+        });
+        let t = LazyTree::new(None, d.clone(), BuildOptions { threads: 1 }, on_rebuild);
+        (t, rebuilt)
+    }
+
+    #[test]
+    fn a_small_files_tree_comes_from_its_data_byte_for_byte() {
+        // 10 blocks and a bit, salted: one tree block holding 11 hashes.
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7 + i / 300) as u8).collect();
+        let (d, tree) = descriptor_and_tree(&data, b"salt");
+        assert_eq!(tree.len(), 4096);
+        let (t, rebuilt) = lazy(&d);
+        let mut whole = vec![0xAA; 4096];
+        assert_eq!(
+            t.read_tree(&mut whole, 0, &data.as_slice()).expect("read"),
+            4096
+        );
+        assert!(
+            whole == tree,
+            "the in-memory tree differs from the built one"
+        );
+        // Reads past the used hashes see the zero padding; past the end, nothing.
+        let mut tail = vec![0xAA; 100];
+        assert_eq!(
+            t.read_tree(&mut tail, 4000, &data.as_slice())
+                .expect("read"),
+            96
+        );
+        assert!(tail[..96].iter().all(|&b| b == 0));
+        assert_eq!(
+            t.read_tree(&mut tail, 4096, &data.as_slice())
+                .expect("read"),
+            0
+        );
+        assert_eq!(
+            rebuilt.load(Ordering::Relaxed),
+            0,
+            "not a rebuild of a lost tree"
+        );
+    }
+
+    #[test]
+    fn changed_small_data_is_never_taken_as_its_tree() {
+        let data = vec![5u8; 20_000];
+        let (d, _) = descriptor_and_tree(&data, b"");
+        let mut changed = data.clone();
+        changed[12_345] ^= 1;
+        let (t, rebuilt) = lazy(&d);
+        let mut block = vec![0; 4096];
+        let err = t
+            .read_tree(&mut block, 0, &changed.as_slice())
+            .expect_err("no store and data that does not match: no tree");
+        assert!(err.to_string().contains("cannot be rebuilt"), "{err}");
+        assert_eq!(rebuilt.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn larger_files_do_not_take_the_small_path() {
+        // 200 blocks: two tree levels.
+        let data = vec![9u8; 200 * 4096];
+        let (d, _) = descriptor_and_tree(&data, b"");
+        let (t, rebuilt) = lazy(&d);
+        assert!(t.small_tree_from_data(&data.as_slice()).is_none());
+        // Without a store the ordinary rebuild still serves it, and counts.
+        let mut block = vec![0; 4096];
+        t.read_tree(&mut block, 0, &data.as_slice())
+            .expect("rebuilt in memory");
+        assert_eq!(rebuilt.load(Ordering::Relaxed), 1);
     }
 }

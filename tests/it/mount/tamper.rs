@@ -353,6 +353,32 @@ fn a_lost_tree_is_rebuilt_only_from_matching_data() {
 }
 
 #[test]
+fn a_small_files_tree_comes_from_its_data_when_that_matches_else_from_the_store() {
+    // A file of at most 128 KiB with a one-block tree gets that tree from its own
+    // data at first open (cheaper than one more inode and block); only when the
+    // data no longer matches is the stored tree read, so that exactly the
+    // changed blocks fail, as with the kernel.
+    require_fuse!();
+    let t = Subject::new(10 * 4096 + 100, "sha256", 32, 4096);
+    let stored = fs::read(t.tree()).expect("read the stored tree");
+    flip_byte(t.tree(), 5);
+    t.expect_bad("stored tree damaged, data intact", &BTreeSet::new());
+    fs::remove_file(t.tree()).expect("remove tree");
+    let log = t.expect_bad("stored tree missing, data intact", &BTreeSet::new());
+    assert!(
+        !t.tree().exists(),
+        "nothing was lost, nothing is written back"
+    );
+    assert!(!log.contains("rebuilding"), "not a rebuild: {log}");
+    fs::write(t.tree(), &stored).expect("restore tree");
+    flip_byte(&t.s.b("f"), 4 * 4096 + 17);
+    t.expect_bad("data block changed, stored tree intact", &pages(4..5));
+    // Changed data and a damaged stored tree: the data that block covers fails.
+    flip_byte(t.tree(), 5);
+    t.expect_bad("data changed and tree damaged", &t.g.all_pages());
+}
+
+#[test]
 fn metadata_removed_or_replaced_while_mounted_fails_with_eio() {
     // Once the mount has seen a file as verity it stays verity with the same
     // digest for the life of the mount, as with the kernel: stripping or swapping
