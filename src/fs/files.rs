@@ -42,6 +42,9 @@ pub struct Opened {
     pub keep_cache: bool,
     /// The file is a verity file.
     pub verity: bool,
+    /// Closing it must reach the daemon (`flush`): only for writable plain
+    /// files, whose close the backing filesystem should see.
+    pub flush_on_close: bool,
 }
 
 fn is_write_open(flags: OFlags) -> bool {
@@ -188,6 +191,7 @@ impl VerityFs {
         keep_cache: bool,
     ) -> Opened {
         let verity = matches!(kind, HandleKind::Verity(_));
+        let flush_on_close = matches!(kind, HandleKind::Plain { writable: true });
         let counter = if verity {
             &self.stats.files_opened_verity
         } else {
@@ -203,6 +207,7 @@ impl VerityFs {
             fh,
             keep_cache,
             verity,
+            flush_on_close,
         }
     }
 
