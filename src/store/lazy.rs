@@ -1,6 +1,7 @@
 //! A tree that is looked for — and if missing rebuilt and stored — once, when a
 //! verity file is first opened (`prepare`) or when a verifier first needs one of
-//! its blocks; the outcome, success or failure, is kept.
+//! its blocks; the outcome, success or failure, is kept. A small file's tree is
+//! built from its data, in memory, only if a read needs it.
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -87,16 +88,22 @@ impl LazyTree {
 }
 
 impl LazyTree {
-    /// The tree of a small file, built from its data in memory — cheaper than
-    /// looking up and reading its tree file (one more inode and block per file,
-    /// the data is read at the first read anyway). Taken only when its root
-    /// matches the descriptor; otherwise `None`, and the stored tree is used so
-    /// that only the blocks that changed fail, as with the kernel.
-    fn small_tree_from_data(&self, data: &dyn DataSource) -> Option<SmallTree> {
+    /// A file of at most [`SMALL_FILE_MAX`] bytes whose tree is one block.
+    fn is_small(&self) -> bool {
         let g = self.descriptor.geometry();
-        if g.tree_size() != g.block_size() as u64 || self.descriptor.data_size() > SMALL_FILE_MAX {
+        g.tree_size() == g.block_size() as u64 && self.descriptor.data_size() <= SMALL_FILE_MAX
+    }
+
+    /// The tree of a small file, built from its data in memory when a read
+    /// that does not cover the whole file first needs it — cheaper than looking
+    /// up and reading its tree file (one more inode and block). Taken only when
+    /// its root matches the descriptor; otherwise `None`, and the stored tree is
+    /// used so that only the blocks that changed fail, as with the kernel.
+    fn small_tree_from_data(&self, data: &dyn DataSource) -> Option<SmallTree> {
+        if !self.is_small() {
             return None;
         }
+        let g = self.descriptor.geometry();
         let mut sink = VecSink::default();
         let built = build_tree(
             data,
@@ -152,6 +159,12 @@ impl TreeSource for LazyTree {
     }
 
     fn prepare(&self, data: &dyn DataSource) {
+        // A small file read whole needs no tree at all (the verifier checks the
+        // hashes of all its blocks against the root); one read in part gets its
+        // tree from the data then.
+        if self.is_small() {
+            return;
+        }
         let _ = self.tree(data);
     }
 }
