@@ -261,6 +261,10 @@ impl FuseAdapter {
     }
 }
 
+/// Entries of a listing looked up at once for readdirplus (a reply to a 32 KiB
+/// getdents holds about 200; those of a batch that do not fit are forgotten).
+const READDIRPLUS_BATCH: usize = 64;
+
 fn open_flags(o: &Opened) -> FopenFlags {
     // Never FOPEN_PASSTHROUGH: the kernel would read backing data unverified.
     let mut flags = FopenFlags::empty();
@@ -577,24 +581,36 @@ impl Filesystem for FuseAdapter {
     ) {
         guarded("readdirplus", || match self.fs.readdir(fh.0, offset) {
             Ok(snapshot) => {
-                for (i, e) in snapshot.entries.iter().enumerate().skip(offset as usize) {
-                    // An entry removed since the snapshot is skipped.
-                    let Ok(attr) = self.fs.readdirplus_entry(fh.0, e) else {
-                        continue;
-                    };
-                    let full = reply.add(
-                        INodeNo(attr.ino),
-                        i as u64 + 1,
-                        &e.name,
-                        &self.ttl.entry,
-                        &file_attr(&attr),
-                        Generation(0),
-                    );
-                    if full {
-                        if !e.is_dot() {
-                            self.fs.forget(attr.ino, 1);
+                // Entries are looked up a batch at a time, in parallel; the
+                // references of those that do not fit the reply are dropped.
+                let entries = snapshot.entries.get(offset as usize..).unwrap_or_default();
+                let mut index = offset;
+                'batches: for batch in entries.chunks(READDIRPLUS_BATCH) {
+                    let attrs = self.fs.readdirplus_entries(fh.0, batch);
+                    let mut looked_up = batch.iter().zip(attrs);
+                    for (e, attr) in &mut looked_up {
+                        index += 1;
+                        // An entry removed since the snapshot is skipped.
+                        let Ok(attr) = attr else {
+                            continue;
+                        };
+                        let full = reply.add(
+                            INodeNo(attr.ino),
+                            index,
+                            &e.name,
+                            &self.ttl.entry,
+                            &file_attr(&attr),
+                            Generation(0),
+                        );
+                        if full {
+                            let unused = std::iter::once((e, Ok(attr))).chain(looked_up);
+                            for (e, attr) in unused {
+                                if let (false, Ok(attr)) = (e.is_dot(), attr) {
+                                    self.fs.forget(attr.ino, 1);
+                                }
+                            }
+                            break 'batches;
                         }
-                        break;
                     }
                 }
                 reply.ok()

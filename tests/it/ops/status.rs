@@ -183,3 +183,48 @@ fn status_prometheus_is_text_exposition_matching_the_json_counters() {
     }
     assert_eq!(samples["fsverity_fuse_aborted"], 0);
 }
+
+#[test]
+fn a_large_listing_reports_every_entry_once_and_keeps_no_reference_it_did_not_give() {
+    // readdirplus looks entries up in parallel batches; those of a batch that do
+    // not fit the reply must be forgotten again, or the daemon would keep inodes
+    // the kernel never heard of (the `inodes` gauge counts them).
+    require_fuse!();
+    let s = scratch();
+    let n = 700;
+    let mut expected = BTreeMap::new();
+    for i in 0..n {
+        let name = format!("entry-with-a-longish-name-{i:04}");
+        let content = vec![b'x'; i % 97];
+        s.write(&format!("d/{name}"), &content);
+        expected.insert(name, content.len() as u64);
+    }
+    s.enable(&["d/entry-with-a-longish-name-0005"], &[]);
+    let m = s.mount(&["--ro"]);
+    let mut seen = BTreeMap::new();
+    for e in fs::read_dir(m.p("d")).expect("list through the mount") {
+        let e = e.expect("entry");
+        let size = e.metadata().expect("stat entry").len();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(seen.insert(name, size).is_none(), "an entry listed twice");
+    }
+    assert!(seen == expected, "listing or sizes differ from the backing directory");
+    let inodes = || status(&s.mnt())["inodes"].as_u64().expect("inodes gauge");
+    // The root, the directory and each of its entries: nothing more.
+    assert_eq!(inodes(), 2 + n as u64);
+    // Once the kernel drops its dentries it forgets every reference it was given.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        fs::write("/proc/sys/vm/drop_caches", "2").expect("drop dentries and inodes");
+        if inodes() <= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "references kept after the kernel forgot: {} inodes",
+            inodes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(m);
+}
