@@ -180,6 +180,7 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
         }
     }
     raise_fd_limit();
+    crate::sys::limit_malloc_arenas(2);
     // The kernel applied the caller's umask already (FUSE_DONT_MASK is not
     // negotiated): the daemon's own must not mask the modes again.
     rustix::process::umask(rustix::fs::Mode::empty());

@@ -116,6 +116,7 @@ impl LazyTree {
                 // Only the block's used hashes are kept; the rest is zero padding.
                 let mut bytes = sink.0;
                 bytes.truncate(g.data_blocks() as usize * g.digest_size());
+                bytes.shrink_to_fit();
                 Some(SmallTree {
                     bytes,
                     size: g.tree_size(),

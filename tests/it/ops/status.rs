@@ -208,7 +208,10 @@ fn a_large_listing_reports_every_entry_once_and_keeps_no_reference_it_did_not_gi
         let name = e.file_name().to_string_lossy().into_owned();
         assert!(seen.insert(name, size).is_none(), "an entry listed twice");
     }
-    assert!(seen == expected, "listing or sizes differ from the backing directory");
+    assert!(
+        seen == expected,
+        "listing or sizes differ from the backing directory"
+    );
     let inodes = || status(&s.mnt())["inodes"].as_u64().expect("inodes gauge");
     // The root, the directory and each of its entries: nothing more.
     assert_eq!(inodes(), 2 + n as u64);
