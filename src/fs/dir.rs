@@ -5,12 +5,14 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
-use rayon::prelude::*;
 use rustix::fs::{Dir, FileType, OFlags};
 
 use super::handle::{DirHandle, Handle};
-use super::{Attr, VerityFs};
+use super::{Attr, LOOKUP_THREADS, VerityFs};
 use crate::error::{Error, Result};
+
+/// Fewest lookups worth a thread of their own.
+const LOOKUP_PER_THREAD: usize = 4;
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,22 +98,44 @@ impl VerityFs {
         self.lookup_in(&dir.inode, &entry.name)
     }
 
-    /// [`VerityFs::readdirplus_entry`] for several entries at once, on the
-    /// lookup threads: a cold listing waits on one inode and one xattr read per
-    /// entry, which a disk serves far faster in parallel than one by one.
+    /// [`VerityFs::readdirplus_entry`] for several entries at once, on up to
+    /// [`LOOKUP_THREADS`] threads: a cold listing waits on one inode and one
+    /// xattr read per entry, which a disk serves far faster in parallel than
+    /// one by one. (Threads of the call's own, not a pool: a pool's idle
+    /// workers spin, and would take the CPU from the request threads.)
     pub fn readdirplus_entries(&self, fh: u64, entries: &[DirEntry]) -> Vec<Result<Attr>> {
-        match self.lookup_pool() {
-            Some(pool) if entries.len() > 1 => pool.install(|| {
-                entries
-                    .par_iter()
-                    .map(|e| self.readdirplus_entry(fh, e))
-                    .collect()
-            }),
-            _ => entries
-                .iter()
-                .map(|e| self.readdirplus_entry(fh, e))
-                .collect(),
+        let one_by_one = |part: &[DirEntry]| -> Vec<Result<Attr>> {
+            part.iter().map(|e| self.readdirplus_entry(fh, e)).collect()
+        };
+        if entries.len() < 2 * LOOKUP_PER_THREAD {
+            return one_by_one(entries);
         }
+        let per_thread = entries
+            .len()
+            .div_ceil(LOOKUP_THREADS)
+            .max(LOOKUP_PER_THREAD);
+        std::thread::scope(|scope| {
+            let mut parts = entries.chunks(per_thread);
+            let first = parts.next().unwrap_or_default();
+            let others: Vec<_> = parts
+                .map(|part| {
+                    (
+                        part,
+                        std::thread::Builder::new().spawn_scoped(scope, || one_by_one(part)),
+                    )
+                })
+                .collect();
+            let mut attrs = one_by_one(first);
+            for (part, thread) in others {
+                // A thread that cannot be started, or that panicked: this one
+                // does its part.
+                match thread.map(|t| t.join()) {
+                    Ok(Ok(done)) => attrs.extend(done),
+                    _ => attrs.extend(one_by_one(part)),
+                }
+            }
+            attrs
+        })
     }
 
     /// Closes a directory handle.

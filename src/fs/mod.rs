@@ -108,12 +108,10 @@ pub struct VerityFs {
     /// Set by `--on-corruption=abort` after a failure.
     aborted: AtomicBool,
     started: std::time::Instant,
-    /// Threads for the lookups of a listing (made at the first one).
-    lookup_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
 }
 
 /// Lookups of one listing run at once (they mostly wait on the disk).
-const LOOKUP_THREADS: usize = 8;
+pub(crate) const LOOKUP_THREADS: usize = 8;
 
 /// Why a filesystem could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +189,6 @@ impl VerityFs {
             corruption_log: RateLimiter::new(10, Duration::from_secs(5)),
             is_root: rustix::process::geteuid().is_root(),
             aborted: AtomicBool::new(false),
-            lookup_pool: std::sync::OnceLock::new(),
             started: std::time::Instant::now(),
         })
     }
@@ -204,21 +201,6 @@ impl VerityFs {
     /// The verified tree block cache.
     pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache
-    }
-
-    /// The threads that look a listing's entries up (`None`: they could not be
-    /// made, lookups run one by one).
-    fn lookup_pool(&self) -> Option<&rayon::ThreadPool> {
-        self.lookup_pool
-            .get_or_init(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(LOOKUP_THREADS)
-                    .thread_name(|i| format!("lookup-{i}"))
-                    .build()
-                    .inspect_err(|e| tracing::warn!(error = %e, "no lookup threads; listing one entry at a time"))
-                    .ok()
-            })
-            .as_ref()
     }
 
     /// The backing directory (canonical).
