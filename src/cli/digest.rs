@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::args::TreeArgs;
 use crate::format::{Descriptor, formatted_digest};
-use crate::merkle::{BuildOptions, NullSink, TreeSink, VecSink, build_tree};
+use crate::merkle::{BuildError, BuildOptions, NullSink, TreeSink, VecSink, build_tree};
 
 /// Compute the fs-verity digest of files, as `fsverity digest` does.
 #[derive(Args, Debug)]
@@ -122,6 +122,13 @@ fn build(
     options: BuildOptions,
     path: &Path,
 ) -> Result<Descriptor> {
-    build_tree(file, params, sink, options)
-        .with_context(|| format!("error reading '{}'", path.display()))
+    build_tree(file, params, sink, options).map_err(|e| {
+        // fsverity-utils' wording for a file it cannot read; a size no tree
+        // can cover is not a read error.
+        let what = match e {
+            BuildError::Format(_) => "can't compute the digest of",
+            _ => "error reading",
+        };
+        anyhow::Error::new(e).context(format!("{what} '{}'", path.display()))
+    })
 }

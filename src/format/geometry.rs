@@ -8,6 +8,10 @@
 
 use super::FormatError;
 
+/// The kernel's `FS_VERITY_MAX_LEVELS`: a file whose tree would be deeper cannot
+/// be a verity file (the kernel's enable and open fail with EFBIG).
+pub const MAX_LEVELS: usize = 8;
+
 /// The geometry of the tree over `data_size` bytes with given block and digest sizes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TreeGeometry {
@@ -25,7 +29,8 @@ struct Level {
 }
 
 impl TreeGeometry {
-    /// Computes the geometry. Fails only for sizes whose tree would not fit in a u64.
+    /// Computes the geometry. Fails for sizes whose tree would need more than
+    /// [`MAX_LEVELS`] levels or would not fit in a u64.
     pub fn new(
         data_size: u64,
         log_block_size: u8,
@@ -36,6 +41,9 @@ impl TreeGeometry {
         let mut counts = Vec::new();
         let mut blocks = data_size.div_ceil(block_size);
         while blocks > 1 {
+            if counts.len() == MAX_LEVELS {
+                return Err(FormatError::TooManyLevels(data_size));
+            }
             blocks = blocks.div_ceil(hashes_per_block);
             counts.push(blocks);
         }
@@ -165,7 +173,40 @@ mod tests {
 
     #[test]
     fn huge_sizes_do_not_overflow() {
-        assert!(TreeGeometry::new(u64::MAX, 10, 64).is_ok());
-        assert!(TreeGeometry::new(u64::MAX, 16, 32).is_ok());
+        // 64 KiB blocks and SHA-256: 2048 hashes per block, 5 levels over 2^48 blocks.
+        assert_eq!(
+            TreeGeometry::new(u64::MAX, 16, 32)
+                .expect("fits")
+                .num_levels(),
+            5
+        );
+        // 4 KiB blocks and SHA-256: 128 per block, 8 levels over 2^52 blocks.
+        assert_eq!(
+            TreeGeometry::new(u64::MAX, 12, 32)
+                .expect("fits")
+                .num_levels(),
+            8
+        );
+    }
+
+    #[test]
+    fn more_than_eight_levels_are_refused_like_the_kernel() {
+        // 1 KiB blocks and SHA-512: 16 hashes per block, so 8 levels cover
+        // 16^8 blocks = 4 TiB; one block more needs a ninth level.
+        let limit = 16u64.pow(8) * 1024;
+        assert_eq!(
+            TreeGeometry::new(limit, 10, 64)
+                .expect("8 levels")
+                .num_levels(),
+            8
+        );
+        assert_eq!(
+            TreeGeometry::new(limit + 1, 10, 64),
+            Err(FormatError::TooManyLevels(limit + 1))
+        );
+        assert_eq!(
+            TreeGeometry::new(u64::MAX, 10, 64),
+            Err(FormatError::TooManyLevels(u64::MAX))
+        );
     }
 }

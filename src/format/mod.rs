@@ -46,4 +46,10 @@ pub enum FormatError {
     /// The tree for this size cannot be represented.
     #[error("file of {0} bytes is too large for a Merkle tree")]
     FileTooLarge(u64),
+    /// The tree would need more levels than the kernel allows.
+    #[error(
+        "file of {0} bytes needs more than {max} Merkle tree levels with this block size and hash (the kernel's limit)",
+        max = geometry::MAX_LEVELS
+    )]
+    TooManyLevels(u64),
 }

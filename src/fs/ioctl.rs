@@ -9,10 +9,10 @@ use super::inode::{Inode, InodeRef};
 use super::verity::VerityState;
 use super::{Caller, Stats, VerityFs};
 use crate::error::{Error, Result};
-use crate::format::{HashAlgorithm, HashValue};
+use crate::format::{FormatError, HashAlgorithm, HashValue};
 use crate::ioctl::{EnableRequest, FS_VERITY_FL};
-use crate::merkle::BuildOptions;
-use crate::store::{EnableError, enable_file};
+use crate::merkle::{BuildError, BuildOptions};
+use crate::store::{EnableError, TreeError, enable_file};
 
 /// Supplementary groups of a process (from /proc), for permission checks.
 fn groups_of(pid: u32) -> Vec<u32> {
@@ -189,6 +189,10 @@ impl VerityFs {
             EnableError::Changed => Error::Busy,
             EnableError::NoUserXattrs(_) => Error::from_errno(libc::EOPNOTSUPP),
             EnableError::Rejected(e) => e,
+            // The kernel's answer for a file its tree cannot cover.
+            EnableError::Tree(TreeError::Build(BuildError::Format(
+                FormatError::TooManyLevels(_) | FormatError::FileTooLarge(_),
+            ))) => Error::from_errno(libc::EFBIG),
             EnableError::Tree(e) => Error::VerityDamaged {
                 path: self.describe(inode),
                 reason: e.to_string(),

@@ -65,6 +65,9 @@ pub enum BuildError {
     /// Reading the data or writing the tree failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// No tree can be built over data of this size with these parameters.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
     /// The data ended before the size the build started with.
     #[error("file shrank while it was being hashed (expected {expected} bytes, read {found})")]
     Shrank {
@@ -95,8 +98,7 @@ pub fn build_tree(
         data_size,
         params.log_block_size(),
         params.algorithm().digest_size(),
-    )
-    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    )?;
     let hasher = BlockHasher::new(params.algorithm(), params.salt());
     let mut levels = LevelWriter::new(&geometry, &hasher, sink);
 

@@ -64,8 +64,9 @@ pub enum TreeError {
         /// Root of the rebuilt tree.
         found: String,
     },
-    /// The data changed size or content while its tree was built.
-    #[error("{0}")]
+    /// The data cannot be hashed: unreadable, changed while it was hashed, or
+    /// too large for a tree.
+    #[error(transparent)]
     Build(#[from] BuildError),
 }
 

@@ -121,6 +121,27 @@ fn nonexistent_file_is_named() {
 }
 
 #[test]
+fn a_tree_deeper_than_the_kernels_eight_levels_is_refused() {
+    // 1 KiB blocks and SHA-512 hold 16 hashes per block: 8 levels cover 16^8
+    // blocks (4 TiB); a sparse file one byte larger would need a ninth level,
+    // which the kernel refuses (FS_VERITY_MAX_LEVELS). Refused before any read.
+    let dir = util::temp_dir("too_many_levels");
+    let path = dir.path().join("huge");
+    let file = std::fs::File::create(&path).expect("create");
+    if let Err(e) = file.set_len(16u64.pow(8) * 1024 + 1) {
+        panic!("this filesystem cannot hold a 4 TiB sparse file: {e}");
+    }
+    let huge = s(&path);
+    let out = run_bin(["digest", "--hash-alg=sha512", "--block-size=1024", &huge]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains(&huge) && out.stderr.contains("more than 8 Merkle tree levels"),
+        "stderr should name the file and the limit: {}",
+        out.stderr
+    );
+}
+
+#[test]
 fn directory_is_an_error() {
     let dir = util::temp_dir("directory");
     let path = s(dir.path());

@@ -144,6 +144,39 @@ fn oversized_salt_and_signature_are_emsgsize() {
 }
 
 #[test]
+fn a_tree_deeper_than_eight_levels_is_efbig() {
+    // The kernel refuses a file whose tree would need more than
+    // FS_VERITY_MAX_LEVELS (8) levels with EFBIG: with 1 KiB blocks and SHA-512
+    // (16 hashes per block) that is anything over 4 TiB. A sparse file.
+    require_fuse!();
+    let Some(fsv) = Fsverity::find() else { return };
+    let s = scratch();
+    let backing = s.write("huge", b"");
+    File::options()
+        .write(true)
+        .open(&backing)
+        .and_then(|f| f.set_len(16u64.pow(8) * 1024 + 1))
+        .expect("a 4 TiB sparse file");
+    let m = s.mount(&[]);
+    let f = m.p("huge");
+    let opts = ["--hash-alg=sha512", "--block-size=1024"];
+    expect_tool_errno(&fsv.enable(&f, &opts), ENABLE, libc::EFBIG);
+    expect_errno(
+        ioctl_enable(
+            &f,
+            &EnableCall {
+                hash_algorithm: 2,
+                block_size: 1024,
+                ..sha256_call()
+            },
+        ),
+        libc::EFBIG,
+        "9-level tree",
+    );
+    assert!(!is_verity(&f), "a refused enable left verity on");
+}
+
+#[test]
 fn directory_is_eisdir() {
     require_fuse!();
     let Some(fsv) = Fsverity::find() else { return };
