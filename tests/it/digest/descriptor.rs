@@ -3,7 +3,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use fsverity_fuse::format::{DESCRIPTOR_SIZE, Descriptor, HashAlgorithm, HashValue, TreeParams};
+use fsverity_fuse::format::{
+    DESCRIPTOR_SIZE, Descriptor, FormatError, HashAlgorithm, HashValue, TreeGeometry, TreeParams,
+};
 
 use crate::util::{XorShift64, random_bytes};
 
@@ -101,10 +103,27 @@ fn decode_never_panics() {
 #[test]
 fn decode_inverts_encode() {
     let mut rng = XorShift64::new(SEED ^ 1);
+    let mut too_deep = 0;
     for i in 0..5_000 {
         let d = random_descriptor(&mut rng);
         let bytes = d.encode();
         let what = format!("descriptor {i}: {d:?}");
+        let g = TreeGeometry::new(
+            d.data_size(),
+            d.params().log_block_size(),
+            d.algorithm().digest_size(),
+        );
+        if g.is_err() {
+            // A size whose tree would need more than the kernel's 8 levels
+            // (small blocks, long hashes, huge sizes): never a valid descriptor.
+            assert_eq!(
+                Descriptor::decode(&bytes),
+                Err(FormatError::TooManyLevels(d.data_size())),
+                "{what}"
+            );
+            too_deep += 1;
+            continue;
+        }
         assert_eq!(bytes[0], 1, "{what}: version");
         assert_eq!(bytes[1], d.algorithm().id(), "{what}: algorithm");
         assert_eq!(
@@ -125,4 +144,8 @@ fn decode_inverts_encode() {
         assert_eq!(Descriptor::decode(&bytes).as_ref(), Ok(&d), "{what}");
         assert_eq!(d.digest(), d.algorithm().hash(&bytes), "{what}: digest");
     }
+    assert!(
+        (1..2_500).contains(&too_deep),
+        "{too_deep} of 5000 random descriptors too deep: the generator should mostly make valid ones"
+    );
 }
