@@ -127,11 +127,16 @@ impl VerityFs {
                 .collect();
             let mut attrs = one_by_one(first);
             for (part, thread) in others {
-                // A thread that cannot be started, or that panicked: this one
-                // does its part.
-                match thread.map(|t| t.join()) {
-                    Ok(Ok(done)) => attrs.extend(done),
-                    _ => attrs.extend(one_by_one(part)),
+                match thread {
+                    Ok(thread) => match thread.join() {
+                        Ok(done) => attrs.extend(done),
+                        // Reported like a panic of this thread (the adapter
+                        // answers EIO); redoing the part could take twice the
+                        // references its lookups took before the panic.
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // A thread that cannot be started: this one does its part.
+                    Err(_) => attrs.extend(one_by_one(part)),
                 }
             }
             attrs
