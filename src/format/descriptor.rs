@@ -20,6 +20,13 @@ const OFF_ROOT_HASH: usize = 16;
 const OFF_SALT: usize = 80;
 const OFF_RESERVED: usize = 112;
 
+/// First byte of the compact encoding (the full one starts with version 1).
+pub const COMPACT_TAG: u8 = 0x81;
+
+/// Bytes of the compact encoding before the root hash: tag, algorithm,
+/// log2(block size), salt size, then the data size (le64).
+const COMPACT_HEADER: usize = 12;
+
 /// A validated fs-verity descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Descriptor {
@@ -135,6 +142,52 @@ impl Descriptor {
         })
     }
 
+    /// The compact encoding (not a kernel format; what the metadata xattr
+    /// stores): the descriptor's fields without its zero padding — tag
+    /// [`COMPACT_TAG`], algorithm, log2(block size), salt size, data size
+    /// (le64), root hash (the algorithm's digest size), salt. 44 bytes for
+    /// SHA-256 without salt: small enough to live inside an ext4 inode.
+    pub fn encode_compact(&self) -> Vec<u8> {
+        let root = self.root_hash.as_bytes();
+        let salt = self.params.salt();
+        let mut out = Vec::with_capacity(COMPACT_HEADER + root.len() + salt.len());
+        out.extend_from_slice(&[
+            COMPACT_TAG,
+            self.algorithm().id(),
+            self.params.log_block_size(),
+            salt.len() as u8,
+        ]);
+        out.extend_from_slice(&self.data_size.to_le_bytes());
+        out.extend_from_slice(root);
+        out.extend_from_slice(salt);
+        out
+    }
+
+    /// Decodes a compact encoding at the start of `bytes`, validated exactly as
+    /// the full one is (it is expanded to the 256 bytes and decoded); returns
+    /// the descriptor and the number of bytes it took.
+    pub fn decode_compact(bytes: &[u8]) -> Result<(Self, usize), FormatError> {
+        let short = || FormatError::CompactLength(bytes.len());
+        let header = bytes.get(..COMPACT_HEADER).ok_or_else(short)?;
+        if header[0] != COMPACT_TAG {
+            return Err(FormatError::CompactTag(header[0]));
+        }
+        let ds = HashAlgorithm::from_id(header[1].into())?.digest_size();
+        let salt_size = usize::from(header[3]);
+        if salt_size > MAX_SALT_SIZE {
+            return Err(FormatError::SaltTooLong(salt_size));
+        }
+        let len = COMPACT_HEADER + ds + salt_size;
+        let body = bytes.get(COMPACT_HEADER..len).ok_or_else(short)?;
+        let mut full = [0u8; DESCRIPTOR_SIZE];
+        full[OFF_VERSION] = 1;
+        full[OFF_ALGORITHM..=OFF_SALT_SIZE].copy_from_slice(&header[1..4]);
+        full[OFF_DATA_SIZE..OFF_DATA_SIZE + 8].copy_from_slice(&header[4..COMPACT_HEADER]);
+        full[OFF_ROOT_HASH..OFF_ROOT_HASH + ds].copy_from_slice(&body[..ds]);
+        full[OFF_SALT..OFF_SALT + salt_size].copy_from_slice(&body[ds..]);
+        Ok((Self::decode(&full)?, len))
+    }
+
     /// The file digest: the hash of the encoded descriptor.
     pub fn digest(&self) -> HashValue {
         self.algorithm().hash(&self.encode())
@@ -187,6 +240,57 @@ mod tests {
             Descriptor::decode(&good[..255]),
             Err(FormatError::DescriptorLength(255))
         ));
+    }
+
+    #[test]
+    fn compact_encoding_round_trips_and_is_short() {
+        let unsalted = Descriptor::new(TreeParams::default(), 5, HashValue::from_slice(&[7; 32]));
+        for d in [sample(), unsalted.clone()] {
+            let mut bytes = d.encode_compact();
+            let len = bytes.len();
+            bytes.extend_from_slice(b"trailing signature");
+            assert_eq!(Descriptor::decode_compact(&bytes), Ok((d, len)));
+        }
+        // SHA-256, no salt: 44 bytes, which fits the 56 bytes of value an ext4
+        // inode of 256 bytes has room for next to this xattr's name.
+        assert_eq!(unsalted.encode_compact().len(), 44);
+        assert_eq!(sample().encode_compact().len(), 12 + 64 + 4);
+    }
+
+    #[test]
+    fn compact_decode_rejects_each_malformation() {
+        let good = sample().encode_compact();
+        let cases: &[(usize, u8, &str)] = &[
+            (0, 1, "compact"),
+            (1, 9, "algorithm"),
+            (2, 9, "block size"),
+            (3, 33, "salt"),
+        ];
+        for &(offset, value, what) in cases {
+            let mut bad = good.clone();
+            bad[offset] = value;
+            let err = Descriptor::decode_compact(&bad)
+                .expect_err(what)
+                .to_string();
+            assert!(
+                err.contains(what),
+                "offset {offset}: {err:?} should mention {what}"
+            );
+        }
+        for len in 0..good.len() {
+            assert_eq!(
+                Descriptor::decode_compact(&good[..len]),
+                Err(FormatError::CompactLength(len)),
+                "cut to {len} bytes"
+            );
+        }
+        // A size whose tree would be deeper than the kernel allows.
+        let mut bad = good.clone();
+        bad[4..12].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            Descriptor::decode_compact(&bad),
+            Err(FormatError::TooManyLevels(u64::MAX))
+        );
     }
 
     #[test]

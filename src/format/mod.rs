@@ -8,7 +8,7 @@ mod geometry;
 mod hash;
 mod params;
 
-pub use descriptor::{DESCRIPTOR_SIZE, Descriptor};
+pub use descriptor::{COMPACT_TAG, DESCRIPTOR_SIZE, Descriptor};
 pub use digest::{FORMATTED_DIGEST_MAGIC, formatted_digest};
 pub use geometry::TreeGeometry;
 pub use hash::{BlockHasher, HashAlgorithm, HashValue, MAX_DIGEST_SIZE, MAX_SALT_SIZE};
@@ -46,6 +46,12 @@ pub enum FormatError {
     /// The tree for this size cannot be represented.
     #[error("file of {0} bytes is too large for a Merkle tree")]
     FileTooLarge(u64),
+    /// A compact descriptor that does not start with its tag.
+    #[error("compact descriptor starts with {0:#04x}, not 0x81")]
+    CompactTag(u8),
+    /// A compact descriptor cut short.
+    #[error("compact descriptor cut short: {0} bytes")]
+    CompactLength(usize),
     /// The tree would need more levels than the kernel allows.
     #[error(
         "file of {0} bytes needs more than {max} Merkle tree levels with this block size and hash (the kernel's limit)",

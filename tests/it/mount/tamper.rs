@@ -14,6 +14,7 @@ use super::support::{
     Geometry, PAGE, data, errno, failing_pages, flip_byte, only_tree_file, scratch_with_store,
     strip_ansi,
 };
+use crate::ioctl::tools::Fsverity;
 
 /// One verity file `f` in its own scratch directory, with what the tests need to
 /// know about it.
@@ -209,12 +210,58 @@ fn metadata(t: &Subject) -> Vec<u8> {
     buf
 }
 
+/// Sets `value` as the metadata of `t`'s file and checks that reading the file
+/// through a fresh mount fails with EIO: an invalid descriptor fails the open;
+/// a valid one that does not match the data (size, root hash) fails the reads
+/// (its tree cannot be found, and one rebuilt from the data is refused).
+#[track_caller]
+fn expect_eio_with_metadata(t: &Subject, what: &str, value: &[u8]) {
+    set_metadata(t, value);
+    let m = t.s.mount(&[]);
+    let err = open_and_read(&m.p("f")).expect_err(what);
+    assert_eq!(errno(&err), libc::EIO, "{what}: {err}");
+}
+
 #[test]
 fn a_damaged_descriptor_makes_open_fail_with_eio() {
     require_fuse!();
+    let Some(fsv) = Fsverity::find() else { return };
     let t = Subject::new(300 * 4096 + 1000, "sha256", 32, 4096);
-    let good = metadata(&t);
-    assert_eq!(good.len(), 256, "descriptor only, no signature");
+
+    // What `enable` writes: the compact descriptor (docs/FORMAT.md), 44 bytes.
+    let compact = metadata(&t);
+    assert_eq!(
+        compact.len(),
+        44,
+        "compact SHA-256 descriptor, no signature"
+    );
+    let edits: [(&str, usize, u8); 7] = [
+        ("tag (compact -> full version 1)", 0, 1),
+        ("tag (unknown)", 0, 0x82),
+        ("hash algorithm (sha256 -> sha512)", 1, 2),
+        ("log block size (4096 -> 1024)", 2, 10),
+        ("salt size", 3, 1),
+        ("data size", 4, compact[4] ^ 1),
+        ("root hash", 12, compact[12] ^ 0x80),
+    ];
+    for (what, offset, value) in edits {
+        let mut bad = compact.clone();
+        bad[offset] = value;
+        expect_eio_with_metadata(&t, &format!("compact {what}"), &bad);
+    }
+    for (what, value) in [("truncated", &compact[..30]), ("empty", &compact[..0])] {
+        expect_eio_with_metadata(&t, &format!("compact {what}"), value);
+    }
+
+    // The kernel's full 256-byte descriptor, as fsverity-utils writes it
+    // (`fsverity digest --out-descriptor`), is read as well.
+    let out = t.s.dir.path().join("descriptor");
+    let opt = format!("--out-descriptor={}", out.display());
+    fsv.digest(&[&opt], &t.s.b("f"));
+    let full = fs::read(&out).expect("read the descriptor fsverity-utils wrote");
+    assert_eq!(full.len(), 256);
+    set_metadata(&t, &full);
+    t.expect_bad("full descriptor from fsverity-utils", &BTreeSet::new());
     // Offsets from struct fsverity_descriptor: version, hash_algorithm,
     // log_blocksize, salt_size, reserved, data_size, root_hash, reserved.
     let edits: [(&str, usize, u8); 8] = [
@@ -223,29 +270,17 @@ fn a_damaged_descriptor_makes_open_fail_with_eio() {
         ("log block size (4096 -> 1024)", 2, 10),
         ("salt size", 3, 1),
         ("reserved word", 4, 1),
-        ("data size", 8, good[8] ^ 1),
-        ("root hash", 16, good[16] ^ 0x80),
+        ("data size", 8, full[8] ^ 1),
+        ("root hash", 16, full[16] ^ 0x80),
         ("reserved tail", 255, 1),
     ];
     for (what, offset, value) in edits {
-        let mut bad = good.clone();
+        let mut bad = full.clone();
         bad[offset] = value;
-        set_metadata(&t, &bad);
-        let m = t.s.mount(&[]);
-        // An invalid descriptor fails the open; a valid one that does not match
-        // the data (size, root hash) fails the reads: its tree cannot be found
-        // and one rebuilt from the data is refused.
-        let err = open_and_read(&m.p("f")).expect_err(what);
-        assert_eq!(errno(&err), libc::EIO, "{what}: {err}");
-        drop(m);
+        expect_eio_with_metadata(&t, &format!("full {what}"), &bad);
     }
-    for (what, value) in [("truncated", &good[..100]), ("empty", &good[..0])] {
-        set_metadata(&t, value);
-        let m = t.s.mount(&[]);
-        let err = File::open(m.p("f")).expect_err(what);
-        assert_eq!(errno(&err), libc::EIO, "{what}: {err}");
-    }
-    set_metadata(&t, &good);
+    expect_eio_with_metadata(&t, "full truncated", &full[..100]);
+    set_metadata(&t, &compact);
     t.expect_bad("descriptor restored", &BTreeSet::new());
 }
 

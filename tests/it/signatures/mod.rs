@@ -20,12 +20,28 @@ use std::path::{Path, PathBuf};
 use crate::ioctl::tools::{Fsverity, Openssl};
 use crate::util::run_bin;
 
-/// Name of the backing file xattr holding the 256-byte descriptor followed by
-/// the signature.
+/// Name of the backing file xattr holding the descriptor followed by the
+/// signature.
 const METADATA_XATTR: &str = "user.fsverity-fuse";
 
-/// Size of the descriptor at the start of [`METADATA_XATTR`].
-const DESCRIPTOR_SIZE: usize = 256;
+/// Length of the descriptor at the start of a [`METADATA_XATTR`] value: the
+/// compact encoding (docs/FORMAT.md: tag 0x81, algorithm, log2 block size,
+/// salt size, le64 data size, root hash, salt) or the kernel's 256 bytes.
+#[track_caller]
+fn descriptor_len(x: &[u8]) -> usize {
+    match x {
+        [0x81, alg, _, salt, ..] => {
+            let digest = match alg {
+                1 | 0xB3 => 32,
+                2 => 64,
+                other => panic!("unknown algorithm {other}"),
+            };
+            12 + digest + usize::from(*salt)
+        }
+        [1, ..] => 256,
+        _ => panic!("not verity metadata: {x:02x?}"),
+    }
+}
 
 /// Signs `file`'s fs-verity digest (with `opts`, as for `fsverity digest`) with
 /// OpenSSL and `private`; the 64-byte signature is written to `out` and returned.

@@ -10,7 +10,7 @@ use std::fs::{self, File};
 use std::path::Path;
 
 use super::{
-    DESCRIPTOR_SIZE, counter, enable_offline, keydir, metadata_xattr, openssl_sign, require_signed,
+    counter, descriptor_len, enable_offline, keydir, metadata_xattr, openssl_sign, require_signed,
     set_metadata_xattr, signature_arg, strip_ansi, strs, trusted_arg,
 };
 use crate::ioctl::tools::{Fsverity, errno, fsverity_and_openssl, scratch};
@@ -134,12 +134,10 @@ fn tampered_signature_is_refused() {
     // Flip a bit in R (first half) of a's signature and in S (second half) of b's.
     for (name, at) in [("a", 5), ("b", 40)] {
         let mut x = metadata_xattr(&s.b(name));
-        assert_eq!(
-            x.len(),
-            DESCRIPTOR_SIZE + 64,
-            "{name}: descriptor + signature"
-        );
-        x[DESCRIPTOR_SIZE + at] ^= 0x01;
+        let d = descriptor_len(&x);
+        assert_eq!(d, 44, "{name}: a compact SHA-256 descriptor");
+        assert_eq!(x.len(), d + 64, "{name}: descriptor + signature");
+        x[d + at] ^= 0x01;
         set_metadata_xattr(&s.b(name), &x);
     }
     let m = s.mount(&strs(&require_signed(&public)));
@@ -169,10 +167,11 @@ fn signature_moved_to_another_file_is_refused() {
     enable_offline(&s.b("signed"), &signature_arg(&own)).expect_success();
 
     let donor = metadata_xattr(&s.b("donor"));
-    let moved = &donor[DESCRIPTOR_SIZE..];
+    let moved = &donor[descriptor_len(&donor)..];
+    assert_eq!(moved.len(), 64, "the donor's signature");
     for name in ["unsigned", "signed"] {
         let mut x = metadata_xattr(&s.b(name));
-        x.truncate(DESCRIPTOR_SIZE);
+        x.truncate(descriptor_len(&x));
         x.extend_from_slice(moved);
         set_metadata_xattr(&s.b(name), &x);
     }
