@@ -149,3 +149,46 @@ fn decode_inverts_encode() {
         "{too_deep} of 5000 random descriptors too deep: the generator should mostly make valid ones"
     );
 }
+
+/// The metadata xattr (compact or full descriptor, then a signature) is
+/// untrusted input: its decoder never panics, and whatever it accepts encodes
+/// back to a value that decodes to the same metadata.
+#[test]
+fn metadata_xattr_decode_never_panics() {
+    use fsverity_fuse::store::VerityMetadata;
+    let mut rng = XorShift64::new(SEED ^ 2);
+    let mut accepted = 0;
+    for i in 0..20_000 {
+        let descriptor = random_descriptor(&mut rng);
+        let mut bytes = if rng.one_in(2) {
+            descriptor.encode_compact()
+        } else {
+            descriptor.encode().to_vec()
+        };
+        if rng.one_in(3) {
+            bytes.extend_from_slice(&random_bytes(rng.below(100) as usize, rng.next_u64()));
+        }
+        match rng.below(3) {
+            0 => {
+                for _ in 0..rng.in_range(1..=3) {
+                    let at = rng.below(bytes.len() as u64) as usize;
+                    bytes[at] = rng.next_u64() as u8;
+                }
+            }
+            1 => bytes.truncate(rng.below(bytes.len() as u64 + 1) as usize),
+            _ => {}
+        }
+        let what = format!("value {i} (seed {SEED}): {}", hex::encode(&bytes));
+        let decoded = catch_unwind(AssertUnwindSafe(|| VerityMetadata::decode(&bytes)))
+            .unwrap_or_else(|_| panic!("{what}: decode panicked"));
+        if let Ok(m) = decoded {
+            accepted += 1;
+            assert_eq!(
+                VerityMetadata::decode(&m.encode()).as_ref(),
+                Ok(&m),
+                "{what}: re-encoding changed it"
+            );
+        }
+    }
+    assert!(accepted > 1_000, "the loop rarely produced valid metadata");
+}
