@@ -203,6 +203,24 @@ mod tests {
         Descriptor::new(params, 123_456, HashValue::from_slice(&[0xab; 64]))
     }
 
+    /// For each (offset, value, what) of `cases`, `good` with that byte set
+    /// fails to decode, with an error that mentions `what`.
+    fn each_malformation_is_rejected<T: std::fmt::Debug>(
+        good: &[u8],
+        cases: &[(usize, u8, &str)],
+        decode: impl Fn(&[u8]) -> Result<T, FormatError>,
+    ) {
+        for &(offset, value, what) in cases {
+            let mut bad = good.to_vec();
+            bad[offset] = value;
+            let err = decode(&bad).expect_err(what).to_string();
+            assert!(
+                err.contains(what),
+                "offset {offset}: {err:?} should mention {what}"
+            );
+        }
+    }
+
     #[test]
     fn encode_decode_round_trip() {
         let d = sample();
@@ -227,15 +245,7 @@ mod tests {
             (112, 1, "reserved"),
             (255, 1, "reserved"),
         ];
-        for &(offset, value, what) in cases {
-            let mut bad = good;
-            bad[offset] = value;
-            let err = Descriptor::decode(&bad).expect_err(what).to_string();
-            assert!(
-                err.contains(what),
-                "offset {offset}: {err:?} should mention {what}"
-            );
-        }
+        each_malformation_is_rejected(&good, cases, Descriptor::decode);
         assert!(matches!(
             Descriptor::decode(&good[..255]),
             Err(FormatError::DescriptorLength(255))
@@ -266,17 +276,7 @@ mod tests {
             (2, 9, "block size"),
             (3, 33, "salt"),
         ];
-        for &(offset, value, what) in cases {
-            let mut bad = good.clone();
-            bad[offset] = value;
-            let err = Descriptor::decode_compact(&bad)
-                .expect_err(what)
-                .to_string();
-            assert!(
-                err.contains(what),
-                "offset {offset}: {err:?} should mention {what}"
-            );
-        }
+        each_malformation_is_rejected(&good, cases, Descriptor::decode_compact);
         for len in 0..good.len() {
             assert_eq!(
                 Descriptor::decode_compact(&good[..len]),

@@ -222,6 +222,17 @@ fn expect_eio_with_metadata(t: &Subject, what: &str, value: &[u8]) {
     assert_eq!(errno(&err), libc::EIO, "{what}: {err}");
 }
 
+/// [`expect_eio_with_metadata`] for `good` with each (what, offset, value)
+/// edit of `edits` applied.
+#[track_caller]
+fn expect_eio_with_each_edit(t: &Subject, form: &str, good: &[u8], edits: &[(&str, usize, u8)]) {
+    for &(what, offset, value) in edits {
+        let mut bad = good.to_vec();
+        bad[offset] = value;
+        expect_eio_with_metadata(t, &format!("{form} {what}"), &bad);
+    }
+}
+
 #[test]
 fn a_damaged_descriptor_makes_open_fail_with_eio() {
     require_fuse!();
@@ -244,11 +255,7 @@ fn a_damaged_descriptor_makes_open_fail_with_eio() {
         ("data size", 4, compact[4] ^ 1),
         ("root hash", 12, compact[12] ^ 0x80),
     ];
-    for (what, offset, value) in edits {
-        let mut bad = compact.clone();
-        bad[offset] = value;
-        expect_eio_with_metadata(&t, &format!("compact {what}"), &bad);
-    }
+    expect_eio_with_each_edit(&t, "compact", &compact, &edits);
     for (what, value) in [("truncated", &compact[..30]), ("empty", &compact[..0])] {
         expect_eio_with_metadata(&t, &format!("compact {what}"), value);
     }
@@ -274,11 +281,7 @@ fn a_damaged_descriptor_makes_open_fail_with_eio() {
         ("root hash", 16, full[16] ^ 0x80),
         ("reserved tail", 255, 1),
     ];
-    for (what, offset, value) in edits {
-        let mut bad = full.clone();
-        bad[offset] = value;
-        expect_eio_with_metadata(&t, &format!("full {what}"), &bad);
-    }
+    expect_eio_with_each_edit(&t, "full", &full, &edits);
     expect_eio_with_metadata(&t, "full truncated", &full[..100]);
     set_metadata(&t, &compact);
     t.expect_bad("descriptor restored", &BTreeSet::new());
