@@ -405,3 +405,44 @@ impl VerityFs {
         Ok(n as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::inode::ROOT_ID;
+    use crate::fs::{Caller, FsOptions};
+    use crate::store::enable_file;
+
+    #[test]
+    fn only_writable_plain_handles_ask_for_flush_on_close() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["plain", "verity"] {
+            std::fs::write(dir.path().join(name), vec![7u8; 10_000]).expect("write");
+        }
+        let file = std::fs::File::open(dir.path().join("verity")).expect("open");
+        enable_file(
+            &file,
+            None,
+            &crate::format::TreeParams::default(),
+            crate::merkle::BuildOptions::default(),
+            &|_| Ok(None),
+        )
+        .expect("enable");
+        let fs = VerityFs::new(dir.path(), FsOptions::default()).expect("fs");
+        let me = Caller {
+            uid: 0,
+            gid: 0,
+            pid: std::process::id(),
+        };
+        let ino = |name: &str| fs.lookup(ROOT_ID, name.as_ref()).expect("lookup").ino;
+        let open = |name: &str, flags: i32| fs.open(ino(name), flags, me).expect("open");
+        assert!(!open("verity", libc::O_RDONLY).flush_on_close);
+        assert!(!open("plain", libc::O_RDONLY).flush_on_close);
+        assert!(open("plain", libc::O_WRONLY).flush_on_close);
+        assert!(open("plain", libc::O_RDWR).flush_on_close);
+        let (_, created) = fs
+            .create(ROOT_ID, "new".as_ref(), 0o644, libc::O_WRONLY, me)
+            .expect("create");
+        assert!(created.flush_on_close);
+    }
+}
