@@ -114,8 +114,8 @@ fn signed_files(
         .collect()
 }
 
-/// A bit flipped in the signature part of the stored xattr (after the 256-byte
-/// descriptor) makes the file unopenable; its untouched neighbour still opens.
+/// A bit flipped in the signature part of the stored xattr (after the descriptor)
+/// makes the file unopenable; its untouched neighbour still opens.
 #[test]
 fn tampered_signature_is_refused() {
     require_fuse!();
