@@ -55,19 +55,17 @@ impl LazyTree {
         if let Some(known) = state.as_ref() {
             return known.clone().map_err(io::Error::other);
         }
-        if let Some(small) = self.small_tree_from_data(data) {
-            let result = Ok(Arc::new(small) as Arc<dyn TreeSource>);
-            *state = Some(result.clone());
-            return result.map_err(io::Error::other);
-        }
-        let found = match &self.store {
-            Some(store) => store
-                .tree_reader(&self.descriptor)
-                .map_err(|e| io::Error::other(e.to_string()))?,
-            None => None,
-        };
+        let found: Option<Arc<dyn TreeSource>> =
+            match (self.small_tree_from_data(data), &self.store) {
+                (Some(small), _) => Some(Arc::new(small)),
+                (None, Some(store)) => store
+                    .tree_reader(&self.descriptor)
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .map(|reader| Arc::new(reader) as Arc<dyn TreeSource>),
+                (None, None) => None,
+            };
         let result = match found {
-            Some(reader) => Ok(Arc::new(reader) as Arc<dyn TreeSource>),
+            Some(tree) => Ok(tree),
             None => {
                 tracing::info!(digest = %self.descriptor.digest(), "Merkle tree missing: rebuilding it from the data");
                 match rebuild_tree(self.store.as_ref(), data, &self.descriptor, self.options) {
@@ -85,9 +83,7 @@ impl LazyTree {
         *state = Some(result.clone());
         result.map_err(io::Error::other)
     }
-}
 
-impl LazyTree {
     /// A file of at most [`SMALL_FILE_MAX`] bytes whose tree is one block.
     fn is_small(&self) -> bool {
         let g = self.descriptor.geometry();
