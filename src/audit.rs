@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -102,7 +103,16 @@ pub fn audit_file(
         tree_stored: false,
         problems: Vec::new(),
     };
-    let file = match File::open(path) {
+    // Non-blocking: a FIFO in the tree must not hang the audit.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| match f.metadata()?.is_file() {
+            true => Ok(f),
+            false => Err(std::io::Error::other("not a regular file")),
+        });
+    let file = match opened {
         Ok(f) => f,
         Err(e) => {
             report

@@ -86,6 +86,12 @@ pub enum Error {
     /// The ioctl is not supported by this filesystem.
     #[error("inappropriate ioctl")]
     NotTty,
+    /// The file handle was not opened for reading (enable needs it).
+    #[error("file not open for reading")]
+    NotReadable,
+    /// The caller is being killed: the operation stopped (the kernel's EINTR).
+    #[error("interrupted")]
+    Interrupted,
     /// The mount stopped serving after a corruption (`--on-corruption=abort`).
     #[error("mount stopped serving after a verification failure")]
     Aborted,
@@ -123,6 +129,9 @@ impl Error {
             // ENOSYS from a FUSE daemon reaches the caller as ENOTTY anyway.
             Error::NotTty => libc::ENOTTY,
             Error::Aborted => libc::EIO,
+            // The kernel's answer to an enable on a descriptor without read access.
+            Error::NotReadable => libc::EBADF,
+            Error::Interrupted => libc::EINTR,
         }
     }
 

@@ -123,14 +123,33 @@ fn file_attr(a: &Attr) -> FileAttr {
 fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     t.map(|t| match t {
         TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(st) => {
-            let d = st.duration_since(UNIX_EPOCH).unwrap_or_default();
-            SetTime::At(Timespec {
-                sec: d.as_secs() as i64,
-                nsec: d.subsec_nanos(),
-            })
-        }
+        TimeOrNow::SpecificTime(st) => SetTime::At(timespec(st)),
     })
+}
+
+/// A time as seconds and nanoseconds since the epoch; times before it have
+/// negative seconds and the nanoseconds counted forward, as in `struct timespec`.
+fn timespec(t: SystemTime) -> Timespec {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timespec {
+            sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nsec: d.subsec_nanos(),
+        },
+        Err(before) => {
+            let d = before.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            match d.subsec_nanos() {
+                0 => Timespec {
+                    sec: -secs,
+                    nsec: 0,
+                },
+                n => Timespec {
+                    sec: -secs - 1,
+                    nsec: 1_000_000_000 - n,
+                },
+            }
+        }
+    }
 }
 
 fn dir_entry_type(kind: rustix::fs::FileType) -> FileType {
@@ -285,7 +304,11 @@ impl Filesystem for FuseAdapter {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_AUTO_INVAL_DATA
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_ASYNC_DIO;
+            | InitFlags::FUSE_ASYNC_DIO
+            // The kernel then enforces POSIX ACLs (system.posix_acl_* pass
+            // through) along with the mode bits: access through the mount is
+            // never wider than direct access.
+            | InitFlags::FUSE_POSIX_ACL;
         let supported = wanted & config.capabilities();
         let _ = config.add_capabilities(supported);
         let _ = config.set_max_write(1 << 20);
@@ -795,5 +818,25 @@ impl Filesystem for FuseAdapter {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_before_and_after_the_epoch() {
+        for (sec, nsec) in [
+            (0i64, 0u32),
+            (1, 5),
+            (-1, 0),
+            (-1, 500_000_000),
+            (-315_619_200, 0),
+            (-2, 999_999_999),
+        ] {
+            let t = Timespec { sec, nsec };
+            assert_eq!(timespec(system_time(t)), t, "{sec}.{nsec}");
+        }
     }
 }

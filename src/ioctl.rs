@@ -16,18 +16,39 @@ pub const FS_IOC_READ_VERITY_METADATA: u32 = 0xc028_6687;
 pub const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
 /// `FS_IOC_SETFLAGS` = `_IOW('f', 2, long)`.
 pub const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+/// `FS_IMMUTABLE_FL`: the file cannot be modified.
+pub const FS_IMMUTABLE_FL: u32 = 0x0000_0010;
+/// `FS_APPEND_FL`: the file can only be appended to.
+pub const FS_APPEND_FL: u32 = 0x0000_0020;
 /// The inode flag that marks verity files.
 pub const FS_VERITY_FL: u32 = 0x0010_0000;
 /// Size of `struct fsverity_enable_arg`.
 pub const ENABLE_ARG_SIZE: usize = 128;
 
-/// A parsed `FS_IOC_ENABLE_VERITY` request.
+/// A `FS_IOC_ENABLE_VERITY` request whose argument passed the kernel's first
+/// checks; the algorithm and block size are checked later, in the kernel's
+/// order, by [`EnableRequest::params`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnableRequest {
-    /// Tree parameters.
-    pub params: TreeParams,
+    /// Hash algorithm id as given.
+    pub algorithm: u32,
+    /// Block size as given (a power of two).
+    pub block_size: u32,
+    /// Salt bytes.
+    pub salt: Vec<u8>,
     /// Signature bytes, if any.
     pub signature: Option<Vec<u8>>,
+}
+
+impl EnableRequest {
+    /// The tree parameters: EINVAL for an algorithm or block size this
+    /// filesystem does not support (the kernel checks these after the
+    /// permission, read access, file type, read-only and writer checks).
+    pub fn params(&self) -> Result<TreeParams, Error> {
+        let inval = |e: crate::format::FormatError| Error::InvalidArgument(e.to_string());
+        let algorithm = HashAlgorithm::from_id(self.algorithm).map_err(inval)?;
+        TreeParams::new(algorithm, self.block_size.into(), &self.salt).map_err(inval)
+    }
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
@@ -35,11 +56,11 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 }
 
 /// Parses the 128-byte `fsverity_enable_arg` followed by the salt and signature
-/// bytes, with the kernel's checks and errors (fs/verity/enable.c): EINVAL for a
-/// version other than 1, non-zero reserved fields, a block size that is not a
-/// power of two or not supported, an unknown algorithm; EMSGSIZE for a salt over
-/// 32 bytes or a signature over 16128 bytes. The pointers are the caller's
-/// addresses and are ignored.
+/// bytes, with the checks the kernel makes before anything else
+/// (fs/verity/enable.c, `fsverity_ioctl_enable`): EINVAL for a version other
+/// than 1, non-zero reserved fields, a block size that is not a power of two;
+/// EMSGSIZE for a salt over 32 bytes or a signature over 16128 bytes. The
+/// pointers are the caller's addresses and are ignored.
 pub fn parse_enable(data: &[u8]) -> Result<EnableRequest, Error> {
     let inval = |why: &str| Error::InvalidArgument(why.to_owned());
     if data.len() < ENABLE_ARG_SIZE {
@@ -70,14 +91,16 @@ pub fn parse_enable(data: &[u8]) -> Result<EnableRequest, Error> {
             "signature of {sig_size} bytes (at most {MAX_SIGNATURE_SIZE})"
         )));
     }
-    let algorithm = HashAlgorithm::from_id(algorithm).map_err(|e| inval(&e.to_string()))?;
     if rest.len() < salt_size + sig_size {
         return Err(inval("salt or signature bytes missing"));
     }
-    let params = TreeParams::new(algorithm, block_size.into(), &rest[..salt_size])
-        .map_err(|e| inval(&e.to_string()))?;
     let signature = (sig_size > 0).then(|| rest[salt_size..salt_size + sig_size].to_vec());
-    Ok(EnableRequest { params, signature })
+    Ok(EnableRequest {
+        algorithm,
+        block_size,
+        salt: rest[..salt_size].to_vec(),
+        signature,
+    })
 }
 
 /// Encodes the `FS_IOC_MEASURE_VERITY` reply `{u16 alg, u16 size, digest}` for a
@@ -131,7 +154,7 @@ mod tests {
     fn parses_a_valid_request() {
         let r = parse_enable(&encode_enable(1, 2, 1024, b"salt", b"sig")).expect("valid");
         assert_eq!(
-            r.params,
+            r.params().expect("supported"),
             TreeParams::new(HashAlgorithm::Sha512, 1024, b"salt").expect("params")
         );
         assert_eq!(r.signature.as_deref(), Some(&b"sig"[..]));
@@ -140,10 +163,17 @@ mod tests {
     #[test]
     fn kernel_errors() {
         let errno = |d: Vec<u8>| parse_enable(&d).expect_err("invalid").errno();
+        let late = |d: Vec<u8>| {
+            parse_enable(&d)
+                .expect("first checks pass")
+                .params()
+                .expect_err("unsupported")
+                .errno()
+        };
         assert_eq!(errno(encode_enable(2, 1, 4096, b"", b"")), libc::EINVAL);
-        assert_eq!(errno(encode_enable(1, 9, 4096, b"", b"")), libc::EINVAL);
+        assert_eq!(late(encode_enable(1, 9, 4096, b"", b"")), libc::EINVAL);
         assert_eq!(errno(encode_enable(1, 1, 4095, b"", b"")), libc::EINVAL);
-        assert_eq!(errno(encode_enable(1, 1, 512, b"", b"")), libc::EINVAL);
+        assert_eq!(late(encode_enable(1, 1, 512, b"", b"")), libc::EINVAL);
         assert_eq!(
             errno(encode_enable(1, 1, 4096, &[0; 33], b"")),
             libc::EMSGSIZE

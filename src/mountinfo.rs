@@ -17,6 +17,24 @@ pub struct MountEntry {
     pub fstype: String,
     /// Source (for ours: the backing directory).
     pub source: PathBuf,
+    /// Per-mount options (`rw,nosuid,nodev...`).
+    pub mount_options: String,
+    /// Superblock options (`rw,user_id=0...`).
+    pub super_options: String,
+}
+
+impl MountEntry {
+    /// Whether writes through this mount are refused: the mount or its
+    /// superblock is read-only (`mount -o remount,ro` sets both).
+    pub fn read_only(&self) -> bool {
+        let ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+        ro(&self.mount_options) || ro(&self.super_options)
+    }
+
+    /// Whether the superblock itself is read-only.
+    pub fn super_read_only(&self) -> bool {
+        self.super_options.split(',').any(|o| o == "ro")
+    }
 }
 
 /// Undoes the octal escapes of mountinfo (`\040` for a space...).
@@ -47,6 +65,8 @@ fn parse_line(line: &str) -> Option<MountEntry> {
         mountpoint: PathBuf::from(unescape(fields.get(4)?)),
         fstype: (*fields.get(sep + 1)?).to_owned(),
         source: PathBuf::from(unescape(fields.get(sep + 2)?)),
+        mount_options: (*fields.get(5)?).to_owned(),
+        super_options: fields.get(sep + 3).copied().unwrap_or_default().to_owned(),
     })
 }
 
@@ -81,6 +101,13 @@ mod tests {
         assert_eq!(e.fstype, FSTYPE);
         assert_eq!(e.device, "0:39");
         assert_eq!(e.source, PathBuf::from(r"/srv/back\ing"));
+        assert!(!e.read_only());
+        let ro =
+            parse_line("36 25 0:39 / /m ro,nosuid - fuse.fsverity-fuse /b rw").expect("parses");
+        assert!(ro.read_only() && !ro.super_read_only());
+        let sro =
+            parse_line("36 25 0:39 / /m rw - fuse.fsverity-fuse /b ro,user_id=0").expect("parses");
+        assert!(sro.read_only() && sro.super_read_only());
         assert_eq!(unescape("/plain"), "/plain");
         assert!(parse_line("garbage").is_none());
     }

@@ -258,3 +258,13 @@ pub fn open_by_handle(
     // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
     Ok(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as libc::c_int) })
 }
+
+/// Restores the default action of SIGPIPE (Rust ignores it at startup), so a
+/// command writing into a closed pipe ends quietly like other tools.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler
+    // and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

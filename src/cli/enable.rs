@@ -1,7 +1,8 @@
 //! `fsverity-fuse enable FILE...`: make files of a backing directory verity files.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -95,7 +96,11 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
             }
             (None, None) => None,
         };
-        let result = File::open(path)
+        // Non-blocking: a FIFO given by mistake is refused, not waited on.
+        let result = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
             .with_context(|| format!("can't open '{}'", path.display()))
             .and_then(|file| {
                 enable_file(
@@ -106,6 +111,7 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
                         threads: args.threads,
                     },
                     &sign,
+                    &|| false,
                 )
                 .with_context(|| format!("can't enable verity on '{}'", path.display()))
             });

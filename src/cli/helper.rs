@@ -13,10 +13,19 @@ use super::UsageError;
 use super::mount::{MountArgs, parse_size};
 use crate::fs::OnCorruption;
 
+/// The flag changes a `mount -o remount,...` asks for (`None`: unchanged).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Remount {
+    pub(crate) read_only: Option<bool>,
+    pub(crate) noexec: Option<bool>,
+}
+
 /// A parsed helper invocation.
 #[derive(Debug)]
 pub(crate) struct HelperArgs {
     pub(crate) mount: MountArgs,
+    /// `-o remount,...`: change the live mount's flags instead of mounting.
+    pub(crate) remount: Option<Remount>,
     pub(crate) foreground: bool,
     /// `mount -f`: check everything, mount nothing.
     pub(crate) fake: bool,
@@ -99,7 +108,8 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
                 return Err(usage(
                     "usage: fsverity-fuse BACKING MOUNTPOINT [-o OPTION[,OPTION...]] [-f]\n\
                      options: ro, rw, allow_other, noexec, trusted_key=PATH, require_signatures, require_verity,\n\
-                     tree_dir=DIR, cache_size=SIZE, threads=N, on_corruption=eio|log|abort, attr_timeout=SECONDS",
+                     tree_dir=DIR, cache_size=SIZE, threads=N, on_corruption=eio|log|abort, attr_timeout=SECONDS,\n\
+                     readahead=KIB; remount (with ro, rw, exec, noexec) changes a live mount",
                 ));
             }
             o if o.starts_with("-o") => options.push(o[2..].to_owned()),
@@ -110,6 +120,8 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
     let [backing, mountpoint] = <[PathBuf; 2]>::try_from(positional)
         .map_err(|_| usage("expected exactly two arguments: BACKING MOUNTPOINT"))?;
     let mut m = base_args(backing, mountpoint);
+    let mut remount = false;
+    let mut changes = Remount::default();
     for opt in options
         .iter()
         .flat_map(|o| o.split(','))
@@ -121,11 +133,16 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
         };
         let need = |what: &str| value.ok_or_else(|| usage(format!("-o {key} needs ={what}")));
         match key {
-            "ro" => m.ro = true,
-            "rw" => m.ro = false,
+            "remount" => remount = true,
+            "ro" | "rw" => {
+                m.ro = key == "ro";
+                changes.read_only = Some(m.ro);
+            }
             "allow_other" => m.allow_other = true,
-            "noexec" => m.noexec = true,
-            "exec" => m.noexec = false,
+            "noexec" | "exec" => {
+                m.noexec = key == "noexec";
+                changes.noexec = Some(m.noexec);
+            }
             "require_signatures" => m.require_signatures = true,
             "require_verity" => m.require_verity = true,
             "trusted_key" => m.trusted_keys.push(PathBuf::from(need("PATH")?)),
@@ -186,6 +203,7 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
     }
     Ok(HelperArgs {
         mount: m,
+        remount: remount.then_some(changes),
         foreground,
         fake,
         verbose,
@@ -242,6 +260,33 @@ mod tests {
         );
         assert_eq!((h.mount.cache_size, h.mount.threads), (1 << 30, 8));
         assert_eq!(h.mount.on_corruption, OnCorruption::Abort);
+    }
+
+    #[test]
+    fn remount_records_only_the_flags_given() {
+        let h = parse_fuse(&os(&["/b", "/m", "-o", "remount,ro"])).expect("parses");
+        assert_eq!(
+            h.remount,
+            Some(Remount {
+                read_only: Some(true),
+                noexec: None
+            })
+        );
+        let h = parse_fuse(&os(&["/b", "/m", "-o", "rw,noexec,remount,cache_size=1G"]))
+            .expect("parses");
+        assert_eq!(
+            h.remount,
+            Some(Remount {
+                read_only: Some(false),
+                noexec: Some(true)
+            })
+        );
+        assert_eq!(
+            parse_fuse(&os(&["/b", "/m", "-o", "ro"]))
+                .expect("parses")
+                .remount,
+            None
+        );
     }
 
     #[test]

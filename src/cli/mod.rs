@@ -12,6 +12,7 @@ mod enable;
 mod helper;
 mod keys;
 mod locate;
+mod logging;
 mod measure;
 mod mount;
 mod status;
@@ -93,6 +94,13 @@ pub fn main() -> ExitCode {
 /// The mount(8) helper form.
 fn run_helper(args: &[std::ffi::OsString], style: helper::Style) -> anyhow::Result<bool> {
     let h = helper::parse(args, style)?;
+    if let Some(changes) = h.remount {
+        init_logging(h.verbose);
+        if h.fake {
+            return Ok(true);
+        }
+        return mount::remount(&h.mount.mountpoint, changes);
+    }
     if h.fake {
         // `mount -f`: everything is checked, nothing is mounted.
         init_logging(h.verbose);
@@ -110,6 +118,12 @@ fn run_helper(args: &[std::ffi::OsString], style: helper::Style) -> anyhow::Resu
 /// Runs a parsed command line; `Ok(false)` when some item failed (already reported).
 pub fn run(cli: Cli) -> anyhow::Result<bool> {
     init_logging(cli.verbose);
+    if !matches!(cli.command, Command::Mount(_)) {
+        // `fsverity-fuse status | head`: a closed pipe ends the command
+        // quietly, as it does other tools, instead of a panic in println!.
+        // (The daemon keeps ignoring SIGPIPE: a closed log pipe must not kill it.)
+        crate::sys::default_sigpipe();
+    }
     match cli.command {
         Command::Digest(args) => digest::run(&args),
         Command::Enable(args) => enable::run(&args),
@@ -123,17 +137,6 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
     }
 }
 
-fn log_filter(verbose: u8) -> tracing_subscriber::EnvFilter {
-    let default = match verbose {
-        0 => "warn,fuser=error",
-        1 => "info,fuser=warn",
-        2 => "debug",
-        _ => "trace",
-    };
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
-}
-
 /// Logging of a daemonized mount: to the journal when there is one (structured
 /// fields such as PATH, OFFSET, LEVEL, EXPECTED, ACTUAL), else to standard error
 /// until it is detached.
@@ -141,10 +144,11 @@ pub(crate) fn init_daemon_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
     if std::path::Path::new("/run/systemd/journal/socket").exists() {
         if let Ok(journald) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry()
-                .with(log_filter(verbose))
-                .with(journald.with_syslog_identifier("fsverity-fuse".into()))
-                .try_init();
+            logging::install(
+                tracing_subscriber::registry()
+                    .with(logging::filter(verbose))
+                    .with(journald.with_syslog_identifier("fsverity-fuse".into())),
+            );
             return;
         }
     }
@@ -152,10 +156,11 @@ pub(crate) fn init_daemon_logging(verbose: u8) {
 }
 
 fn init_logging(verbose: u8) {
-    let filter = log_filter(verbose);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    logging::install(
+        tracing_subscriber::fmt()
+            .with_env_filter(logging::filter(verbose))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish(),
+    );
 }

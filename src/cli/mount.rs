@@ -211,6 +211,46 @@ pub(crate) fn run_daemon(args: &MountArgs, verbose: u8) -> Result<bool> {
     }
 }
 
+/// `mount -o remount,...`: changes the flags of the live mount at
+/// `mountpoint` (read-only, exec); the daemon's other options keep the values
+/// it started with. Flags not named keep their current value.
+pub(crate) fn remount(
+    mountpoint: &std::path::Path,
+    changes: super::helper::Remount,
+) -> Result<bool> {
+    use rustix::mount::MountFlags;
+    let canonical = mountpoint
+        .canonicalize()
+        .with_context(|| format!("mount point {}", mountpoint.display()))?;
+    let current = crate::mountinfo::entries()
+        .into_iter()
+        .rfind(|e| e.mountpoint == canonical)
+        .filter(|e| e.fstype == crate::mountinfo::FSTYPE)
+        .with_context(|| format!("{} is not an fsverity-fuse mount", canonical.display()))?;
+    let has = |o: &str| current.mount_options.split(',').any(|x| x == o);
+    // Always nosuid and nodev, as at mount time.
+    let mut flags = MountFlags::NOSUID | MountFlags::NODEV;
+    if changes.read_only.unwrap_or_else(|| has("ro")) {
+        flags |= MountFlags::RDONLY;
+    }
+    if changes.noexec.unwrap_or_else(|| has("noexec")) {
+        flags |= MountFlags::NOEXEC;
+    }
+    for (name, flag) in [
+        ("noatime", MountFlags::NOATIME),
+        ("nodiratime", MountFlags::NODIRATIME),
+        ("strictatime", MountFlags::STRICTATIME),
+    ] {
+        if has(name) {
+            flags |= flag;
+        }
+    }
+    crate::mount::kernel::remount(&canonical, flags)
+        .with_context(|| format!("remounting {}", canonical.display()))?;
+    tracing::info!(mountpoint = %canonical.display(), ?flags, "remounted");
+    Ok(true)
+}
+
 /// Points standard input, output and error at /dev/null and leaves the
 /// working directory (a daemon must not keep either busy).
 fn detach_stdio() {

@@ -47,7 +47,7 @@ impl VerityFs {
         if inode.kind != FileType::Directory {
             return Err(Error::from_errno(libc::ENOTDIR));
         }
-        let file = Self::reopen(&inode, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let file = self.reopen(&inode, OFlags::RDONLY | OFlags::DIRECTORY)?;
         Ok(self.handles.insert(Handle::Dir(DirHandle {
             inode,
             file,
@@ -75,13 +75,32 @@ impl VerityFs {
             if at_top && self.is_hidden(&dir.inode, &name) {
                 continue;
             }
+            let ino = match name.as_bytes() {
+                b"." => dir.inode.id,
+                b".." => self.parent_id(dir),
+                _ => entry.ino(),
+            };
             entries.push(DirEntry {
                 name,
-                ino: entry.ino(),
+                ino,
                 kind: entry.file_type(),
             });
         }
         Ok(DirSnapshot { entries })
+    }
+
+    /// The node id of a directory's parent, as `stat(dir/..)` through the mount
+    /// reports it: the root's parent is the root itself.
+    fn parent_id(&self, dir: &DirHandle) -> u64 {
+        if dir.inode.id == super::ROOT_ID {
+            return super::ROOT_ID;
+        }
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::openat(&dir.file, "..", flags, rustix::fs::Mode::empty())
+            .and_then(|fd| rustix::fs::fstat(&fd))
+            .ok()
+            .and_then(|st| self.inodes.id_of((st.st_dev, st.st_ino)))
+            .unwrap_or(super::ROOT_ID)
     }
 
     /// Looks an entry of an open directory up for readdirplus (one kernel
@@ -90,10 +109,10 @@ impl VerityFs {
         let handle = self.handles.get(fh)?;
         let dir = handle.as_dir()?;
         if entry.is_dot() {
-            // The kernel ignores "." and ".." in readdirplus; only the type and a
-            // non-zero inode number matter.
+            // The kernel does not link "." and ".." from readdirplus; it reports
+            // their inode numbers (the directory's and its parent's node ids).
             let st = Self::stat(&dir.inode)?;
-            return Ok(Attr::from_stat(dir.inode.id, &st));
+            return Ok(Attr::from_stat(entry.ino, &st));
         }
         self.lookup_in(&dir.inode, &entry.name)
     }

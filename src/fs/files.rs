@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustix::fs::{FallocateFlags, Mode, OFlags, SeekFrom};
 
 use super::handle::{FileHandle, Handle, HandleKind};
-use super::inode::InodeRef;
+use super::inode::{Inode, InodeRef};
 use super::verity::{VerityFile, VerityState};
 use super::{Attr, Caller, Stats, VerityFs};
 use crate::error::{Error, Result};
@@ -47,6 +47,11 @@ pub struct Opened {
     pub flush_on_close: bool,
 }
 
+fn is_read_open(flags: OFlags) -> bool {
+    let acc = flags & OFlags::RWMODE;
+    acc == OFlags::RDONLY || acc == OFlags::RDWR
+}
+
 fn is_write_open(flags: OFlags) -> bool {
     let acc = flags & OFlags::RWMODE;
     acc == OFlags::WRONLY || acc == OFlags::RDWR || flags.intersects(OFlags::TRUNC | OFlags::APPEND)
@@ -81,7 +86,7 @@ impl VerityFs {
                     return Err(Error::VerityImmutable);
                 }
                 self.check_open_policy(inode, &vf)?;
-                let file = Self::reopen(inode, flags & !OFlags::RWMODE)?;
+                let file = self.reopen(inode, flags & !OFlags::RWMODE)?;
                 let verifier = self.verifier(&vf);
                 // As the kernel keeps the tree with the file: a missing tree is
                 // rebuilt (and stored) at the first open, while the data is
@@ -91,7 +96,7 @@ impl VerityFs {
                     let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
                     std::mem::replace(&mut v.cache_verified, true)
                 };
-                Ok(self.new_handle(inode, file, HandleKind::Verity(verifier), keep_cache))
+                Ok(self.new_handle(inode, file, HandleKind::Verity(verifier), keep_cache, true))
             }
             VerityState::Plain | VerityState::Unknown => {
                 if !writing {
@@ -104,7 +109,7 @@ impl VerityFs {
                     }
                     v.cache_verified = false;
                 }
-                let file = match Self::reopen(inode, flags) {
+                let file = match self.reopen(inode, flags) {
                     Ok(f) => f,
                     Err(e) => {
                         if writing {
@@ -117,7 +122,13 @@ impl VerityFs {
                         return Err(e);
                     }
                 };
-                Ok(self.new_handle(inode, file, HandleKind::Plain { writable: writing }, false))
+                Ok(self.new_handle(
+                    inode,
+                    file,
+                    HandleKind::Plain { writable: writing },
+                    false,
+                    is_read_open(flags),
+                ))
             }
         }
     }
@@ -140,12 +151,14 @@ impl VerityFs {
             | OFlags::EXCL
             | OFlags::NOFOLLOW
             | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(
-            &parent.fd,
-            name,
-            create_flags,
-            Mode::from_raw_mode(mode & 0o7777),
-        ) {
+        let fd = match self.inodes.opening(|| {
+            rustix::fs::openat(
+                &parent.fd,
+                name,
+                create_flags,
+                Mode::from_raw_mode(mode & 0o7777),
+            )
+        }) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::EXIST) if !flags.contains(OFlags::EXCL) => {
                 // It exists: an ordinary open, with every verity check.
@@ -178,7 +191,13 @@ impl VerityFs {
         }
         Ok((
             attr,
-            self.new_handle(&inode, file, HandleKind::Plain { writable: writing }, false),
+            self.new_handle(
+                &inode,
+                file,
+                HandleKind::Plain { writable: writing },
+                false,
+                is_read_open(flags),
+            ),
         ))
     }
 
@@ -189,6 +208,7 @@ impl VerityFs {
         file: std::fs::File,
         kind: HandleKind,
         keep_cache: bool,
+        readable: bool,
     ) -> Opened {
         let verity = matches!(kind, HandleKind::Verity(_));
         let flush_on_close = matches!(kind, HandleKind::Plain { writable: true });
@@ -199,9 +219,10 @@ impl VerityFs {
         };
         Stats::add(counter, 1);
         let fh = self.handles.insert(Handle::File(FileHandle {
-            inode: inode.clone(),
+            inode: inode.inode.clone(),
             file,
             kind,
+            readable,
         }));
         Opened {
             fh,
@@ -240,7 +261,7 @@ impl VerityFs {
     }
 
     /// The inode's last known verity metadata, without touching the backing file.
-    fn known_verity(&self, inode: &InodeRef) -> Option<Arc<VerityFile>> {
+    fn known_verity(&self, inode: &Inode) -> Option<Arc<VerityFile>> {
         match &inode.verity.lock().unwrap_or_else(|e| e.into_inner()).state {
             VerityState::Verity(vf) => Some(vf.clone()),
             _ => None,
@@ -262,7 +283,7 @@ impl VerityFs {
                 Ok(ReadData::Verified(bytes))
             }
             Err(e) => {
-                let path = self.describe(&f.inode);
+                let path = self.describe_handle(f);
                 let err = match e {
                     VerifyError::Mismatch(corruption) => Error::Corrupted { path, corruption },
                     other => Error::VerityDamaged {
@@ -307,8 +328,11 @@ impl VerityFs {
         let handle = self.handles.remove(fh)?;
         if let Handle::File(f) = &*handle {
             if let HandleKind::Plain { writable: true } = f.kind {
-                let mut v = f.inode.verity.lock().unwrap_or_else(|e| e.into_inner());
-                v.writers = v.writers.saturating_sub(1);
+                f.inode
+                    .verity
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .end_write();
             }
         }
         Ok(())
@@ -426,6 +450,7 @@ mod tests {
             &crate::format::TreeParams::default(),
             crate::merkle::BuildOptions::default(),
             &|_| Ok(None),
+            &|| false,
         )
         .expect("enable");
         let fs = VerityFs::new(dir.path(), FsOptions::default()).expect("fs");

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::dir::DirSnapshot;
-use super::inode::InodeRef;
+use super::inode::{Inode, InodeRef};
 use crate::error::{Error, Result};
 use crate::merkle::Verifier;
 
@@ -22,15 +22,18 @@ pub enum HandleKind {
     Verity(Arc<Verifier>),
 }
 
-/// An open regular file.
+/// An open regular file. It keeps its inode but not the inode's `O_PATH`
+/// descriptor: the open file is the one descriptor it costs.
 #[derive(Debug)]
 pub struct FileHandle {
     /// The inode.
-    pub inode: InodeRef,
+    pub inode: Arc<Inode>,
     /// The backing file.
     pub file: File,
     /// Plain or verity.
     pub kind: HandleKind,
+    /// Opened with read access (the enable ioctl needs it: EBADF otherwise).
+    pub readable: bool,
 }
 
 /// An open directory.

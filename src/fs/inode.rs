@@ -162,11 +162,14 @@ impl InodeTable {
             .get(&handle.mount_id)
             .cloned();
         let mount = mount.ok_or_else(|| Error::from_errno(libc::ESTALE))?;
-        let fd = crate::sys::open_by_handle(
-            mount.as_fd(),
-            handle,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        )?;
+        let fd = self.opening(|| {
+            crate::sys::open_by_handle(
+                mount.as_fd(),
+                handle,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            )
+            .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+        })?;
         let st = rustix::fs::fstat(&fd)?;
         if (st.st_dev, st.st_ino) != inode.key {
             return Err(Error::from_errno(libc::ESTALE));
@@ -280,7 +283,33 @@ impl InodeTable {
         }
         // Evict down to half the budget, so the scan below (linear in the
         // number of inodes) runs once per budget/2 new descriptors.
-        let target = self.budget / 2;
+        self.close_idle(self.budget / 2);
+    }
+
+    /// Runs `open`, which makes a new descriptor; when the process is out of
+    /// descriptors, closes the idle inode descriptors and tries once more.
+    pub fn opening<T>(&self, open: impl Fn() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+        match open() {
+            Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE) => {
+                tracing::debug!("out of descriptors: closing idle inode descriptors");
+                self.close_all_idle();
+                open()
+            }
+            other => other,
+        }
+    }
+
+    /// Closes every idle descriptor it can: the process ran out of descriptors
+    /// (EMFILE), and the caller will retry.
+    pub fn close_all_idle(&self) {
+        self.close_idle(0);
+    }
+
+    /// Closes the descriptors of the least recently used inodes until at most
+    /// `target` remain. A descriptor is idle when nobody borrows it right now
+    /// (an operation in flight holds a clone); open files do not need their
+    /// inode's descriptor, so inodes with open files qualify too.
+    fn close_idle(&self, target: usize) {
         let mut candidates: Vec<(u64, Arc<Inode>)> = self
             .read()
             .by_id
@@ -300,11 +329,6 @@ impl InodeTable {
         );
         let mut closed = 0usize;
         for (_, inode) in candidates {
-            // Idle: only the table (and this list) hold the inode, and nobody
-            // holds its descriptor.
-            if Arc::strong_count(&inode) > 2 {
-                continue;
-            }
             let mut slot = inode.fd.lock().unwrap_or_else(|e| e.into_inner());
             if slot.as_ref().is_some_and(|fd| Arc::strong_count(fd) == 1) {
                 *slot = None;
@@ -343,6 +367,12 @@ impl InodeTable {
                 t.by_key.remove(&key);
             }
         }
+    }
+
+    /// The node id of the backing object `key` (device, inode), if the kernel
+    /// knows it.
+    pub fn id_of(&self, key: (u64, u64)) -> Option<u64> {
+        self.read().by_key.get(&key).copied()
     }
 
     /// Number of inodes held (for status).

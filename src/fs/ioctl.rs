@@ -4,43 +4,16 @@
 
 use rustix::fs::{FileType, IFlags, Stat};
 
+use super::access::{ACL_ACCESS_XATTR, being_killed, groups_of, may_write};
 use super::handle::Handle;
 use super::inode::{Inode, InodeRef};
 use super::verity::VerityState;
 use super::{Caller, Stats, VerityFs};
 use crate::error::{Error, Result};
 use crate::format::{FormatError, HashAlgorithm, HashValue};
-use crate::ioctl::{EnableRequest, FS_VERITY_FL};
+use crate::ioctl::{EnableRequest, FS_APPEND_FL, FS_IMMUTABLE_FL, FS_VERITY_FL};
 use crate::merkle::{BuildError, BuildOptions};
 use crate::store::{EnableError, TreeError, enable_file};
-
-/// Supplementary groups of a process (from /proc), for permission checks.
-fn groups_of(pid: u32) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether `caller` may write a file with `st` (root may always).
-fn may_write(st: &Stat, caller: Caller) -> bool {
-    if caller.uid == 0 {
-        return true;
-    }
-    if st.st_uid == caller.uid {
-        return st.st_mode & 0o200 != 0;
-    }
-    if st.st_gid == caller.gid || groups_of(caller.pid).contains(&st.st_gid) {
-        return st.st_mode & 0o020 != 0;
-    }
-    st.st_mode & 0o002 != 0
-}
 
 /// Clears the inode's `enabling` mark when an enable ends, however it ends.
 struct Enabling<'a>(&'a Inode);
@@ -110,9 +83,28 @@ impl VerityFs {
         Ok(())
     }
 
-    /// `FS_IOC_ENABLE_VERITY` on the file open as `fh`: the kernel's checks, then
-    /// the same crash-safe enable as the offline command. Blocks while hashing;
-    /// callers run it off the request threads.
+    /// Whether `caller` may write `inode` (mode bits and POSIX ACL).
+    fn may_write(&self, inode: &InodeRef, st: &Stat, caller: Caller) -> bool {
+        let acl = match rustix::fs::getxattr_query(inode.proc_path().as_str(), ACL_ACCESS_XATTR) {
+            Ok(n) => {
+                let mut buf = vec![0u8; n];
+                rustix::fs::getxattr(inode.proc_path().as_str(), ACL_ACCESS_XATTR, &mut buf[..])
+                    .ok()
+                    .map(|m| {
+                        buf.truncate(m);
+                        buf
+                    })
+            }
+            Err(_) => None,
+        };
+        may_write(st, acl.as_deref(), caller, &groups_of(caller.pid))
+    }
+
+    /// `FS_IOC_ENABLE_VERITY` on the file open as `fh`: the kernel's checks, in
+    /// the kernel's order (fs/verity/enable.c) and with its errors, then the
+    /// same crash-safe enable as the offline command. Blocks while hashing;
+    /// callers run it off the request threads. Stops, leaving the file plain,
+    /// when the calling process is being killed.
     pub fn enable_verity(
         &self,
         ino: u64,
@@ -123,12 +115,43 @@ impl VerityFs {
         let inode = self.inode(ino)?;
         let handle = self.handles.get(fh)?;
         let st = Self::stat(&inode)?;
-        if !may_write(&st, caller) {
+        let mount = self.read_only_now();
+        let handle_file = match &*handle {
+            Handle::File(f) => &f.file,
+            Handle::Dir(d) => &d.file,
+        };
+        let iflags = match rustix::fs::ioctl_getflags(handle_file) {
+            Ok(f) => f.bits(),
+            Err(_) => 0,
+        };
+        // inode_permission(MAY_WRITE): a read-only superblock, an immutable
+        // file, then the mode bits and ACL.
+        let kind = inode.kind;
+        if mount.super_read_only
+            && matches!(
+                kind,
+                FileType::RegularFile | FileType::Directory | FileType::Symlink
+            )
+        {
+            return Err(Error::ReadOnly);
+        }
+        if iflags & FS_IMMUTABLE_FL != 0 {
+            return Err(Error::NotPermitted("the file is immutable".into()));
+        }
+        if !self.may_write(&inode, &st, caller) {
             return Err(Error::AccessDenied(
                 "enabling verity needs write permission on the file".into(),
             ));
         }
-        match inode.kind {
+        if let Handle::File(f) = &*handle {
+            if !f.readable {
+                return Err(Error::NotReadable);
+            }
+        }
+        if iflags & FS_APPEND_FL != 0 {
+            return Err(Error::NotPermitted("the file is append-only".into()));
+        }
+        match kind {
             FileType::RegularFile => {}
             FileType::Directory => return Err(Error::IsDirectory),
             _ => return Err(Error::InvalidArgument("not a regular file".into())),
@@ -136,23 +159,29 @@ impl VerityFs {
         let Handle::File(file) = &*handle else {
             return Err(Error::IsDirectory);
         };
+        if mount.read_only {
+            return Err(Error::ReadOnly);
+        }
         self.check_writable()?;
-        if !matches!(
+        let already = !matches!(
             self.verity_state(&inode, &st, true),
             VerityState::Plain | VerityState::Unknown
-        ) {
-            return Err(Error::AlreadyVerity);
-        }
-        {
+        );
+        let params = {
             let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
-            if v.enabling {
-                return Err(Error::Busy);
-            }
             if v.writers > 0 {
                 return Err(Error::TextBusy);
             }
+            let params = req.params()?;
+            if already {
+                return Err(Error::AlreadyVerity);
+            }
+            if v.enabling {
+                return Err(Error::Busy);
+            }
             v.enabling = true;
-        }
+            params
+        };
         let _enabling = Enabling(&inode);
         self.check_enable_policy(req.signature.as_deref())?;
         let options = BuildOptions {
@@ -162,12 +191,14 @@ impl VerityFs {
             self.check_enable_signature(d, req.signature.as_deref())?;
             Ok(req.signature.clone())
         };
+        let interrupted = || being_killed(caller.pid);
         let result = enable_file(
             &file.file,
             self.store.as_deref(),
-            &req.params,
+            &params,
             options,
             &sign,
+            &interrupted,
         );
         match result {
             Ok(meta) => {
@@ -187,12 +218,22 @@ impl VerityFs {
             EnableError::AlreadyVerity => Error::AlreadyVerity,
             EnableError::NotRegular => Error::InvalidArgument("not a regular file".into()),
             EnableError::Changed => Error::Busy,
+            EnableError::Interrupted => {
+                tracing::info!(path = %self.describe(inode), "enable stopped: the caller is being killed; the file stays plain");
+                Error::Interrupted
+            }
             EnableError::NoUserXattrs(_) => Error::from_errno(libc::EOPNOTSUPP),
             EnableError::Rejected(e) => e,
             // The kernel's answer for a file its tree cannot cover.
             EnableError::Tree(TreeError::Build(BuildError::Format(
                 FormatError::TooManyLevels(_) | FormatError::FileTooLarge(_),
             ))) => Error::from_errno(libc::EFBIG),
+            // Reading the data or writing the tree failed: the backing
+            // filesystem's errno (ENOSPC, EDQUOT, EIO...) passes through.
+            EnableError::Tree(
+                TreeError::Io { source, .. } | TreeError::Build(BuildError::Io(source)),
+            ) => Error::Backing(source),
+            EnableError::Tree(TreeError::Build(BuildError::Shrank { .. })) => Error::Busy,
             EnableError::Tree(e) => Error::VerityDamaged {
                 path: self.describe(inode),
                 reason: e.to_string(),

@@ -7,6 +7,7 @@
 //! (`openat`-style, `O_NOFOLLOW`), so no symlink or `..` leads outside the backing
 //! directory and renames in the backing directory are followed.
 
+mod access;
 mod attr;
 mod dir;
 mod files;
@@ -27,8 +28,8 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
@@ -80,6 +81,24 @@ impl Default for FsOptions {
     }
 }
 
+/// The mount's flags as the kernel sees them now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MountFlags {
+    /// The mount or its superblock is read-only.
+    pub read_only: bool,
+    /// The superblock itself is read-only (`mount -o remount,ro`, `--ro`).
+    pub super_read_only: bool,
+}
+
+/// What the filesystem may ask about the mount serving it: the kernel does not
+/// tell a FUSE daemon about `mount -o remount,ro|rw`, yet the enable ioctl,
+/// which the kernel forwards whatever the flags, must answer EROFS on a
+/// read-only mount.
+pub trait MountState: Send + Sync + std::fmt::Debug {
+    /// The flags now; `None` when they cannot be read (the mount is gone).
+    fn flags(&self) -> Option<MountFlags>;
+}
+
 /// Who is making a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller {
@@ -107,6 +126,10 @@ pub struct VerityFs {
     is_root: bool,
     /// Set by `--on-corruption=abort` after a failure.
     aborted: AtomicBool,
+    /// Refusing modifications (EROFS): `--ro`, until the mount says otherwise.
+    read_only: AtomicBool,
+    /// The mount serving this filesystem, once mounted.
+    mount_state: OnceLock<Arc<dyn MountState>>,
     started: std::time::Instant,
 }
 
@@ -180,6 +203,8 @@ impl VerityFs {
         Ok(Self {
             backing: canonical,
             cache: Arc::new(BlockCache::new(options.cache_size)),
+            read_only: AtomicBool::new(options.read_only),
+            mount_state: OnceLock::new(),
             options,
             inodes,
             handles: Handles::default(),
@@ -232,12 +257,41 @@ impl VerityFs {
         self.inodes.get(id)
     }
 
+    /// Tells the filesystem which mount serves it.
+    pub fn set_mount_state(&self, state: Arc<dyn MountState>) {
+        let _ = self.mount_state.set(state);
+    }
+
+    /// The mount's flags now, if known.
+    fn mount_flags(&self) -> Option<MountFlags> {
+        self.mount_state.get().and_then(|m| m.flags())
+    }
+
+    /// Refuses modifications on a read-only mount. The kernel itself refuses
+    /// writes on a read-only mount before they reach the daemon, so a write
+    /// that arrives while the daemon believes it is read-only means the mount
+    /// was remounted read-write since: the mount table decides.
     fn check_writable(&self) -> Result<()> {
-        if self.options.read_only {
-            Err(Error::ReadOnly)
-        } else {
-            Ok(())
+        if !self.read_only.load(Ordering::Relaxed) {
+            return Ok(());
         }
+        match self.mount_flags() {
+            Some(flags) if !flags.read_only => {
+                self.read_only.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => Err(Error::ReadOnly),
+        }
+    }
+
+    /// Whether the mount is read-only now, asking the mount table (for the
+    /// enable ioctl, which the kernel forwards even on read-only mounts).
+    fn read_only_now(&self) -> MountFlags {
+        let configured = self.read_only.load(Ordering::Relaxed);
+        self.mount_flags().unwrap_or(MountFlags {
+            read_only: configured,
+            super_read_only: configured,
+        })
     }
 
     /// A single, ordinary path component.
@@ -278,6 +332,16 @@ impl VerityFs {
         std::fs::read_link(inode.proc_path())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| format!("inode {}", inode.id))
+    }
+
+    /// Backing path of an open file, for messages.
+    fn describe_handle(&self, f: &handle::FileHandle) -> String {
+        std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&f.file)
+        ))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| format!("inode {}", f.inode.id))
     }
 
     /// Attributes of an inode; verity files report their verified size.
@@ -341,7 +405,7 @@ impl VerityFs {
 
     /// Opens the backing object of `inode` with `flags` (never following a symlink
     /// out of it: regular files are reached through their `O_PATH` descriptor).
-    fn reopen(inode: &InodeRef, flags: OFlags) -> Result<File> {
+    fn reopen(&self, inode: &InodeRef, flags: OFlags) -> Result<File> {
         let strip = OFlags::CREATE
             | OFlags::EXCL
             | OFlags::NOCTTY
@@ -349,9 +413,15 @@ impl VerityFs {
             | OFlags::DIRECT
             | OFlags::NOFOLLOW;
         let flags = (flags - strip) | OFlags::CLOEXEC;
-        let fd = if inode.kind == FileType::Directory {
-            rustix::fs::openat(&inode.fd, ".", flags | OFlags::DIRECTORY, Mode::empty())?
-        } else {
+        let fd = self.inodes.opening(|| {
+            if inode.kind == FileType::Directory {
+                return rustix::fs::openat(
+                    &inode.fd,
+                    ".",
+                    flags | OFlags::DIRECTORY,
+                    Mode::empty(),
+                );
+            }
             match rustix::fs::open(inode.proc_path().as_str(), flags, Mode::empty()) {
                 // O_NOATIME is refused for files the daemon does not own without CAP_FOWNER.
                 Err(rustix::io::Errno::PERM) if flags.contains(OFlags::NOATIME) => {
@@ -359,11 +429,11 @@ impl VerityFs {
                         inode.proc_path().as_str(),
                         flags - OFlags::NOATIME,
                         Mode::empty(),
-                    )?
+                    )
                 }
-                other => other?,
+                other => other,
             }
-        };
+        })?;
         Ok(File::from(fd))
     }
 

@@ -92,7 +92,9 @@ impl VerityFs {
 
     pub(super) fn lookup_in(&self, parent: &InodeRef, name: &OsStr) -> Result<Attr> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&parent.fd, name, flags, Mode::empty())?;
+        let fd = self
+            .inodes
+            .opening(|| rustix::fs::openat(&parent.fd, name, flags, Mode::empty()))?;
         let st = rustix::fs::fstat(&fd)?;
         let inode = self.inodes.remember(fd, &st);
         Ok(self.attr(&inode, &st))
@@ -136,7 +138,8 @@ impl VerityFs {
                 .begin_write()?;
             let truncated = match file {
                 Some(f) => rustix::fs::ftruncate(f, size).map_err(Error::from),
-                None => Self::reopen(&inode, OFlags::WRONLY)
+                None => self
+                    .reopen(&inode, OFlags::WRONLY)
                     .and_then(|f| rustix::fs::ftruncate(&f, size).map_err(Error::from)),
             };
             inode

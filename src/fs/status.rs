@@ -63,7 +63,7 @@ impl VerityFs {
             version: env!("CARGO_PKG_VERSION").into(),
             backing: self.backing.display().to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
-            read_only: self.options.read_only,
+            read_only: self.read_only.load(std::sync::atomic::Ordering::Relaxed),
             require_verity: policy.require_verity,
             require_signatures: policy.require_signatures,
             trusted_keys: policy.trusted_keys.len(),

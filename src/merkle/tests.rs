@@ -129,7 +129,10 @@ fn tampering_is_detected_where_it_happened() {
     // Garbage past the recorded size in the last block is detected too.
     let mut extended = data.clone();
     extended.push(1);
-    assert!(v.read_verified(&extended, 200 * 4096, 10).is_err());
+    assert!(matches!(
+        v.read_verified(&extended, 200 * 4096, 10),
+        Err(VerifyError::TrailingData { .. })
+    ));
     // Truncation.
     let short = &data[..150 * 4096];
     assert!(matches!(
@@ -201,4 +204,41 @@ fn check_tree_finds_the_bad_block() {
         assert_eq!(check_tree(&d, &bad), Err((level, index)));
     }
     assert!(check_tree(&d, &tree[..4096]).is_err());
+}
+
+#[test]
+fn bytes_past_the_recorded_size_are_hashed_as_zero_padding() {
+    // A forged descriptor says the file holds 1 byte, with the root of the
+    // whole 4 KiB block as the backing file holds it: the last block past the
+    // recorded size must be zeros, so this must fail, never serve the byte.
+    let params = TreeParams::default();
+    let block = pseudo_random(4096, 7);
+    let h = BlockHasher::new(params.algorithm(), params.salt());
+    let forged = crate::format::Descriptor::new(params.clone(), 1, h.hash(&block));
+    let verifier = Verifier::new(
+        forged,
+        Box::new(Vec::<u8>::new()),
+        Arc::new(BlockCache::new(1 << 20)),
+    );
+    let err = verifier
+        .read_verified(&block.as_slice(), 0, 4096)
+        .expect_err("the padding is not zeros");
+    assert!(
+        matches!(err, VerifyError::TrailingData { data_size: 1 }),
+        "{err}"
+    );
+    // The honest descriptor of that one byte verifies over the byte followed
+    // by zeros.
+    let mut padded = vec![0u8; 4096];
+    padded[0] = block[0];
+    let honest = crate::format::Descriptor::new(params, 1, h.hash(&padded));
+    let verifier = Verifier::new(
+        honest,
+        Box::new(Vec::<u8>::new()),
+        Arc::new(BlockCache::new(1 << 20)),
+    );
+    let (bytes, _) = verifier
+        .read_verified(&padded.as_slice(), 0, 4096)
+        .expect("verifies");
+    assert_eq!(bytes.as_slice(), &block[..1]);
 }

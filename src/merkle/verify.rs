@@ -106,6 +106,13 @@ pub enum VerifyError {
         /// Size the descriptor records.
         data_size: u64,
     },
+    /// The backing file holds non-zero bytes past the recorded size, where the
+    /// last block must be zero padding.
+    #[error("data past the recorded size (descriptor size {data_size}) is not zero padding")]
+    TrailingData {
+        /// Size the descriptor records.
+        data_size: u64,
+    },
     /// The Merkle tree ends early.
     #[error("Merkle tree truncated at offset {offset}")]
     TreeTruncated {
@@ -214,7 +221,7 @@ impl Verifier {
         let want = ((last - first) as usize) * bs;
         let mut buf = take_buffer(want);
         // Read whole blocks, past the recorded size too: bytes beyond it in the
-        // last block must be the zero padding, or the block fails to verify.
+        // last block must be the zero padding.
         let io_err = |source| VerifyError::Io {
             what: "data",
             source,
@@ -227,15 +234,23 @@ impl Verifier {
         if base + (got as u64) < end {
             got += read_full(data, &mut region[got..], base + got as u64).map_err(io_err)?;
         }
-        // The buffer may hold an earlier read: what the file did not fill is the
-        // zero padding.
-        region[got..].fill(0);
         if base + (got as u64) < end {
             return Err(VerifyError::Truncated {
                 pos: base + got as u64,
                 data_size: size,
             });
         }
+        // Past the recorded size the last block is zero padding (the kernel
+        // hashes it so: reads past i_size are zeros). Bytes there in the
+        // backing file are damage, whatever the tree says: a forged descriptor
+        // with a smaller size must not pass with a root over the whole block.
+        let valid = usize::try_from(size - base).unwrap_or(usize::MAX).min(got);
+        if region[valid..got].iter().any(|&b| b != 0) {
+            return Err(VerifyError::TrailingData { data_size: size });
+        }
+        // The buffer may hold an earlier read: what the file did not fill is
+        // the zero padding.
+        region[got..].fill(0);
         let ds = self.geometry.digest_size();
         let mut hashes = vec![0u8; (last - first) as usize * ds];
         self.hasher.hash_blocks(&buf[..want], bs, &mut hashes);

@@ -11,7 +11,7 @@ use rustix::fs::XattrFlags;
 use super::meta::{METADATA_XATTR, MetadataError, VerityMetadata};
 use super::trees::{TreeError, TreeStore};
 use crate::format::{Descriptor, TreeParams};
-use crate::merkle::{BuildOptions, NullSink, build_tree};
+use crate::merkle::{BuildError, BuildOptions, DataSource, NullSink, build_tree};
 
 /// Why a file could not be enabled.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,10 @@ pub enum EnableError {
     /// Building or storing the tree failed.
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// The caller asked to stop (the process that asked for the enable is
+    /// being killed); the file is left as it was.
+    #[error("interrupted")]
+    Interrupted,
     /// The caller's check of the descriptor (e.g. its signature) refused it.
     #[error("{0}")]
     Rejected(crate::error::Error),
@@ -77,15 +81,58 @@ fn read_metadata_with(
 /// store with it — by signing, or by checking a given one — or refuses it.
 pub type SignFn<'a> = &'a dyn Fn(&Descriptor) -> Result<Option<Vec<u8>>, crate::error::Error>;
 
+/// Asked while hashing: true stops the enable, leaving the file as it was.
+pub type InterruptFn<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// The data of a file being enabled, read through a check of the caller's
+/// wish to stop (every few chunks: a check costs a /proc read).
+struct Interruptible<'a> {
+    file: &'a File,
+    interrupted: InterruptFn<'a>,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+impl DataSource for Interruptible<'_> {
+    fn size(&self) -> io::Result<u64> {
+        self.file.size()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let n = self
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % 4 == 0 && (self.interrupted)() {
+            return Err(io::Error::from_raw_os_error(libc::ECANCELED));
+        }
+        self.file.read_at(buf, offset)
+    }
+
+    fn is_hole(&self, start: u64, end: u64) -> bool {
+        self.file.is_hole(start, end)
+    }
+}
+
+fn was_interrupted(e: &TreeError) -> bool {
+    let io = match e {
+        TreeError::Build(BuildError::Io(e)) => e,
+        TreeError::Io { source, .. } => source,
+        _ => return false,
+    };
+    io.raw_os_error() == Some(libc::ECANCELED)
+}
+
 /// Enables verity on `file` (open for reading) with `params`, storing the tree in
 /// `store` if given (else it is rebuilt when first needed) and
 /// the signature `sign` returns for the descriptor, before the xattr is set.
+/// `interrupted` is asked while hashing and before committing: when it says
+/// so, the file stays as it was.
 pub fn enable_file(
     file: &File,
     store: Option<&TreeStore>,
     params: &TreeParams,
     options: BuildOptions,
     sign: SignFn<'_>,
+    interrupted: InterruptFn<'_>,
 ) -> Result<VerityMetadata, EnableError> {
     let before = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
@@ -105,9 +152,19 @@ pub fn enable_file(
             });
         }
     }
-    let descriptor: Descriptor = match store {
-        Some(store) => store.build_and_install(file, params, options)?,
-        None => build_tree(file, params, &mut NullSink, options).map_err(TreeError::from)?,
+    let data = Interruptible {
+        file,
+        interrupted,
+        reads: Default::default(),
+    };
+    let built = match store {
+        Some(store) => store.build_and_install(&data, params, options),
+        None => build_tree(&data, params, &mut NullSink, options).map_err(TreeError::from),
+    };
+    let descriptor: Descriptor = match built {
+        Ok(d) => d,
+        Err(e) if was_interrupted(&e) => return Err(EnableError::Interrupted),
+        Err(e) => return Err(e.into()),
     };
     let after = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
@@ -120,6 +177,9 @@ pub fn enable_file(
         return Err(EnableError::Changed);
     }
     let signature = sign(&descriptor).map_err(EnableError::Rejected)?;
+    if interrupted() {
+        return Err(EnableError::Interrupted);
+    }
     let metadata = VerityMetadata {
         descriptor,
         signature,

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use lru::LruCache;
 use rustix::fs::{Mode, OFlags};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::format::{Descriptor, TreeParams};
@@ -147,11 +146,13 @@ impl TreeStore {
             )),
             e => e.into(),
         })?;
-        Ok(Self {
+        let store = Self {
             root: display.to_path_buf(),
             dir,
             open_files: open_files_cache(),
-        })
+        };
+        store.remove_stale_temps();
+        Ok(store)
     }
 
     /// A store at `root` that must already exist.
@@ -161,11 +162,13 @@ impl TreeStore {
             OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        Ok(Self {
+        let store = Self {
             root: root.to_path_buf(),
             dir,
             open_files: open_files_cache(),
-        })
+        };
+        store.remove_stale_temps();
+        Ok(store)
     }
 
     /// The store's directory, as it was named when opened.
@@ -196,7 +199,11 @@ impl TreeStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
+        let flags = OFlags::DIRECTORY
+            | OFlags::NOFOLLOW
+            | OFlags::RDONLY
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC;
         Ok(rustix::fs::openat(&self.dir, name, flags, Mode::empty())?)
     }
 
@@ -207,20 +214,22 @@ impl TreeStore {
         let dir = match self.subdir(&dir, false) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(None),
             Err(e) => return Err(io_err(context())(e)),
         };
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()) {
-            Ok(fd) => {
-                let f = File::from(fd);
+        match open_regular(&dir, &name) {
+            Ok(f) => {
                 let meta = f.metadata().map_err(io_err(context()))?;
-                Ok(
-                    (meta.is_file() && meta.len() == descriptor.geometry().tree_size())
-                        .then_some(f),
-                )
+                Ok((meta.len() == descriptor.geometry().tree_size()).then_some(f))
             }
-            Err(rustix::io::Errno::NOENT) => Ok(None),
-            Err(e) => Err(io_err(context())(e.into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // Something else planted under the tree's name (a FIFO, a device, a
+            // symlink): no tree; a rebuild replaces it.
+            Err(e) if is_not_regular(&e) => {
+                tracing::warn!(path = %self.tree_path(descriptor).display(), error = %e, "ignoring a tree store entry that is not a regular file");
+                Ok(None)
+            }
+            Err(e) => Err(io_err(context())(e)),
         }
     }
 
@@ -245,27 +254,87 @@ impl TreeStore {
         if let Some(f) = lock(&self.open_files).get(name) {
             return Ok(f.clone());
         }
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.subdir(dir, false)?, name, flags, Mode::empty())?;
-        let file = Arc::new(File::from(fd));
+        let file = Arc::new(open_regular(&self.subdir(dir, false)?, name)?);
         lock(&self.open_files).put(name.to_owned(), file.clone());
         Ok(file)
     }
 
-    /// A temporary file in the store for a tree being built.
+    /// A temporary file in the store for a tree being built: unnamed
+    /// (`O_TMPFILE`) where the filesystem allows it, so a killed build leaves
+    /// nothing behind; else under an unpredictable name, created exclusively.
     pub fn temp_file(&self) -> io::Result<TempTree<'_>> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!(".tmp-{}-{n}", std::process::id());
+        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.dir, ".", flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                return Ok(TempTree {
+                    file: File::from(fd),
+                    name: None,
+                    store: self,
+                    installed: false,
+                });
+            }
+            Err(
+                rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::ISDIR
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOENT,
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.dir, name.as_str(), flags, Mode::from_raw_mode(0o600))?;
-        Ok(TempTree {
-            file: File::from(fd),
-            name,
-            store: self,
-            installed: false,
-        })
+        let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+        for _ in 0..16 {
+            let name = temp_name()?;
+            match rustix::fs::openat(&self.dir, name.as_str(), flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => {
+                    return Ok(TempTree {
+                        file: File::from(fd),
+                        name: Some(name),
+                        store: self,
+                        installed: false,
+                    });
+                }
+                Err(rustix::io::Errno::EXIST) => last = io::ErrorKind::AlreadyExists.into(),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last)
+    }
+
+    /// Removes temporary files that builds of processes no longer running
+    /// left behind (named temporaries only exist where `O_TMPFILE` does not).
+    fn remove_stale_temps(&self) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let Ok(dir) = rustix::fs::openat(&self.dir, ".", flags, Mode::empty()) else {
+            return;
+        };
+        let Ok(entries) = rustix::fs::Dir::read_from(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = temp_owner(&name) else {
+                continue;
+            };
+            let alive = pid == std::process::id()
+                || rustix::process::Pid::from_raw(pid as i32).is_some_and(|p| {
+                    !matches!(
+                        rustix::process::test_kill_process(p),
+                        Err(rustix::io::Errno::SRCH)
+                    )
+                });
+            if !alive && entry.file_type() == rustix::fs::FileType::RegularFile {
+                match rustix::fs::unlinkat(&self.dir, name.as_str(), rustix::fs::AtFlags::empty()) {
+                    Ok(()) => {
+                        tracing::info!(store = %self.root.display(), name, "removed a stale temporary tree")
+                    }
+                    Err(e) => {
+                        tracing::debug!(name, error = %e, "cannot remove a stale temporary tree")
+                    }
+                }
+            }
+        }
     }
 
     /// Builds the tree of `data` with `params` into the store, returns the
@@ -293,18 +362,38 @@ impl TreeStore {
 pub struct TempTree<'a> {
     /// The file being written.
     pub file: File,
-    name: String,
+    /// Its name in the store; `None` for an unnamed (`O_TMPFILE`) file.
+    name: Option<String>,
     store: &'a TreeStore,
     installed: bool,
 }
 
 impl TempTree<'_> {
-    /// Durably moves the completely written tree into place.
+    /// Durably moves the completely written tree into place, replacing
+    /// whatever had its name.
     pub fn install(&mut self, descriptor: &Descriptor) -> io::Result<()> {
         self.file.sync_all()?;
+        if self.name.is_none() {
+            // Give the unnamed file a name, then rename it over the final one
+            // (which may exist: a damaged tree, or something planted there).
+            let name = temp_name()?;
+            let proc = format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&self.file)
+            );
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc.as_str(),
+                &self.store.dir,
+                name.as_str(),
+                rustix::fs::AtFlags::SYMLINK_FOLLOW,
+            )?;
+            self.name = Some(name);
+        }
         let (dir_name, name) = TreeStore::tree_name(descriptor);
         let dir = self.store.subdir(&dir_name, true)?;
-        rustix::fs::renameat(&self.store.dir, self.name.as_str(), &dir, name.as_str())?;
+        let temp = self.name.as_deref().unwrap_or_default();
+        rustix::fs::renameat(&self.store.dir, temp, &dir, name.as_str())?;
         self.installed = true;
         rustix::fs::fsync(&dir)?;
         let root = rustix::fs::openat(
@@ -320,14 +409,66 @@ impl TempTree<'_> {
 
 impl Drop for TempTree<'_> {
     fn drop(&mut self) {
-        if !self.installed {
-            let _ = rustix::fs::unlinkat(
-                &self.store.dir,
-                self.name.as_str(),
-                rustix::fs::AtFlags::empty(),
-            );
+        if let (false, Some(name)) = (self.installed, &self.name) {
+            let _ =
+                rustix::fs::unlinkat(&self.store.dir, name.as_str(), rustix::fs::AtFlags::empty());
         }
     }
+}
+
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// `.tmp-<pid>-<random hex>`: unpredictable, and saying whose it is.
+fn temp_name() -> io::Result<String> {
+    let mut random = [0u8; 8];
+    let mut filled = 0;
+    while filled < random.len() {
+        filled +=
+            rustix::rand::getrandom(&mut random[filled..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(format!(
+        "{TEMP_PREFIX}{}-{}",
+        std::process::id(),
+        hex::encode(random)
+    ))
+}
+
+/// The process that made a temporary file, from its name.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// Opens a file of the store for reading, never blocking (a FIFO planted in
+/// the store must not hang the daemon) and never following a symlink; refuses
+/// anything but a regular file before a single byte is read.
+pub(crate) fn open_regular(dir: &impl std::os::fd::AsFd, name: &str) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| match e {
+        rustix::io::Errno::LOOP => not_regular("a symlink"),
+        e => e.into(),
+    })?;
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode);
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(not_regular(&format!("{kind:?}")));
+    }
+    Ok(File::from(fd))
+}
+
+fn not_regular(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("not a regular file ({what})"),
+    )
+}
+
+fn is_not_regular(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ENXIO | libc::ELOOP | libc::EISDIR)
+        )
 }
 
 /// Rebuilds the tree of `data` for `descriptor`, into `store` when it can be

@@ -1,14 +1,17 @@
 //! Running a mount: checks, the FUSE session, signals, clean unmount.
 
+pub(crate) mod kernel;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fuser::{Config, MountOption, Session, SessionACL};
+use fuser::{Config, Session, SessionACL};
 
 use crate::fs::{FsOptions, SetupError, VerityFs};
 use crate::fuse::{FuseAdapter, Ttls};
+use kernel::OwnMount;
 
 /// Everything a mount needs.
 #[derive(Clone, Debug)]
@@ -102,14 +105,8 @@ fn clear_dead_mount(mountpoint: &Path) {
 /// round trips and more blocks hashed per request on sequential reads. The
 /// device number comes from mountinfo: a stat of the mount point would wait for
 /// this very daemon, which is not serving yet.
-fn set_readahead(mountpoint: &Path, kb: u32) {
-    let Some(entry) = crate::mountinfo::fsverity_mounts()
-        .into_iter()
-        .find(|e| e.mountpoint == mountpoint)
-    else {
-        return;
-    };
-    let knob = format!("/sys/class/bdi/{}/read_ahead_kb", entry.device);
+fn set_readahead(own: &OwnMount, kb: u32) {
+    let knob = format!("/sys/class/bdi/{}/read_ahead_kb", own.device());
     if let Err(e) = std::fs::write(&knob, kb.to_string()) {
         tracing::debug!(knob, error = %e, "cannot set the readahead");
     }
@@ -143,8 +140,7 @@ fn raise_fd_limit() {
 #[derive(Debug)]
 pub struct Mounted {
     session: Session<FuseAdapter>,
-    fs: Arc<VerityFs>,
-    mountpoint: PathBuf,
+    own: OwnMount,
     signals: signal_hook::iterator::Signals,
 }
 
@@ -193,62 +189,54 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
     .map_err(MountError::Session)?;
     let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
 
-    let mut options = vec![
-        MountOption::FSName(fs.backing().display().to_string()),
-        // fuser passes Subtype only to fusermount; as a kernel option it shows in
-        // /proc/mounts as type fuse.fsverity-fuse.
-        MountOption::CUSTOM("subtype=fsverity-fuse".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-    ];
-    options.push(if config.fs.read_only {
-        MountOption::RO
-    } else {
-        MountOption::RW
-    });
-    if config.noexec {
-        options.push(MountOption::NoExec);
-    }
+    let fsname = fs.backing().display().to_string();
+    let spec = kernel::MountSpec {
+        mountpoint: &mountpoint,
+        fsname: &fsname,
+        read_only: config.fs.read_only,
+        noexec: config.noexec,
+        allow_other: config.allow_other,
+    };
+    let mount_err = |source| MountError::Mount {
+        mountpoint: mountpoint.clone(),
+        source,
+    };
+    let (fuse_fd, own) = kernel::mount(&spec).map_err(mount_err)?;
+    fs.set_mount_state(Arc::new(own.clone()));
     let mut fuse_config = Config::default();
-    fuse_config.mount_options = options;
-    fuse_config.acl = if config.allow_other {
+    fuse_config.n_threads = Some(config.threads.max(1));
+    fuse_config.clone_fd = config.threads > 1;
+    let acl = if config.allow_other {
         SessionACL::All
     } else {
         SessionACL::Owner
     };
-    fuse_config.n_threads = Some(config.threads.max(1));
-    fuse_config.clone_fd = config.threads > 1;
-
-    let adapter = FuseAdapter::new(fs.clone(), config.ttl);
-    let session =
-        Session::new(adapter, &mountpoint, &fuse_config).map_err(|source| MountError::Mount {
-            mountpoint: mountpoint.clone(),
-            source,
-        })?;
+    let adapter = FuseAdapter::new(fs, config.ttl);
+    // fuser only serves the connection: it holds no mount, so it never
+    // unmounts anything (see `kernel`).
+    let session = match Session::from_fd(adapter, fuse_fd, acl, fuse_config) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = own.unmount();
+            return Err(mount_err(e));
+        }
+    };
     if config.readahead_kb > 0 {
-        set_readahead(&mountpoint, config.readahead_kb);
+        set_readahead(&own, config.readahead_kb);
     }
     Ok(Mounted {
         session,
-        fs,
-        mountpoint,
+        own,
         signals,
     })
 }
 
 impl Mounted {
-    /// The filesystem (for status).
-    pub fn fs(&self) -> &Arc<VerityFs> {
-        &self.fs
-    }
-
     /// Serves requests until the filesystem is unmounted or SIGINT/SIGTERM/SIGHUP
-    /// arrives (then unmounts: lazily if it is busy, so the daemon ends once the
-    /// last user closes it).
-    pub fn serve(mut self) -> Result<(), MountError> {
-        let mut unmounter = self.session.unmount_callable();
-        let mountpoint = self.mountpoint.clone();
+    /// arrives (then unmounts its own mount: lazily if it is busy, so the daemon
+    /// ends once the last user closes it).
+    pub fn serve(self) -> Result<(), MountError> {
+        let own = self.own.clone();
         let mut signals = self.signals;
         let handle = signals.handle();
         let asked_to_stop = Arc::new(AtomicBool::new(false));
@@ -258,12 +246,16 @@ impl Mounted {
             .spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     stop_flag.store(true, Ordering::SeqCst);
-                    tracing::info!(signal = sig, mountpoint = %mountpoint.display(), "unmounting");
-                    if let Err(e) = unmounter.unmount() {
-                        tracing::warn!(error = %e, "mount busy: detaching it; serving open files until they close");
-                        if let Err(e) = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::DETACH) {
-                            tracing::error!(error = %e, "lazy unmount failed");
-                        }
+                    tracing::info!(signal = sig, mountpoint = %own.mountpoint().display(), "unmounting");
+                    match own.unmount() {
+                        Ok(kernel::Unmounted::Done) => {}
+                        Ok(kernel::Unmounted::Detached) => tracing::warn!(
+                            "mount busy: detached it; serving open files until they close"
+                        ),
+                        Ok(kernel::Unmounted::NotOurs) => tracing::warn!(
+                            "the mount point no longer shows this daemon's mount; leaving it alone"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "unmount failed"),
                     }
                 }
             })
@@ -278,8 +270,7 @@ impl Mounted {
             // (someone aborted the connection through /sys/fs/fuse/connections).
             Err(e)
                 if e.raw_os_error() == Some(libc::ECONNABORTED)
-                    && (asked_to_stop.load(Ordering::SeqCst)
-                        || !still_mounted(&self.mountpoint, self.fs.backing())) =>
+                    && (asked_to_stop.load(Ordering::SeqCst) || !self.own.is_live()) =>
             {
                 tracing::info!("the kernel ended the connection after the unmount");
                 Ok(())
@@ -287,11 +278,4 @@ impl Mounted {
             other => other.map_err(MountError::Session),
         }
     }
-}
-
-/// Whether this daemon's mount (fsverity-fuse over `backing`) is still at `mountpoint`.
-fn still_mounted(mountpoint: &Path, backing: &Path) -> bool {
-    crate::mountinfo::fsverity_mounts()
-        .iter()
-        .any(|e| e.mountpoint == mountpoint && e.source == backing)
 }
