@@ -127,8 +127,11 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
     })
 }
 
-/// A time as seconds and nanoseconds since the epoch; times before it have
-/// negative seconds and the nanoseconds counted forward, as in `struct timespec`.
+/// The kernel's `(seconds, nanoseconds)` of a time fuser hands over as a
+/// `SystemTime`. fuser 0.18 builds times before the epoch as `EPOCH - (|s| +
+/// ns)` (src/time.rs, `system_time_from_time`, marked TODO there) instead of
+/// `EPOCH - |s| + ns`; this undoes exactly that, so `touch -d 1960-01-01`
+/// stores what the caller asked for (tested through the mount).
 fn timespec(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => Timespec {
@@ -137,16 +140,9 @@ fn timespec(t: SystemTime) -> Timespec {
         },
         Err(before) => {
             let d = before.duration();
-            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-            match d.subsec_nanos() {
-                0 => Timespec {
-                    sec: -secs,
-                    nsec: 0,
-                },
-                n => Timespec {
-                    sec: -secs - 1,
-                    nsec: 1_000_000_000 - n,
-                },
+            Timespec {
+                sec: i64::try_from(d.as_secs()).map_or(i64::MIN, |s| -s),
+                nsec: d.subsec_nanos(),
             }
         }
     }
@@ -269,6 +265,19 @@ impl FuseAdapter {
             ioctl::FS_IOC_SETFLAGS if in_data.len() >= 4 => {
                 let flags = u32::from_le_bytes([in_data[0], in_data[1], in_data[2], in_data[3]]);
                 match self.fs.set_flags(fh, flags) {
+                    Ok(()) => reply.ioctl(0, &[]),
+                    Err(e) => fail(reply, e),
+                }
+            }
+            ioctl::FS_IOC_FSGETXATTR => match self.fs.get_fsxattr(fh) {
+                Ok(attr) if attr.len() <= out_size as usize => reply.ioctl(0, &attr),
+                Ok(_) => fail(reply, Error::Overflow),
+                Err(e) => fail(reply, e),
+            },
+            ioctl::FS_IOC_FSSETXATTR if in_data.len() >= crate::sys::FSXATTR_SIZE => {
+                let mut attr = [0u8; crate::sys::FSXATTR_SIZE];
+                attr.copy_from_slice(&in_data[..crate::sys::FSXATTR_SIZE]);
+                match self.fs.set_fsxattr(fh, &attr) {
                     Ok(()) => reply.ioctl(0, &[]),
                     Err(e) => fail(reply, e),
                 }
@@ -826,17 +835,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn times_round_trip_before_and_after_the_epoch() {
+    fn times_from_fuser_are_the_kernels() {
+        // What fuser 0.18's system_time_from_time makes of the kernel's values.
+        let fuser = |sec: i64, nsec: u32| {
+            if sec >= 0 {
+                UNIX_EPOCH + Duration::new(sec as u64, nsec)
+            } else {
+                UNIX_EPOCH - Duration::new(sec.unsigned_abs(), nsec)
+            }
+        };
         for (sec, nsec) in [
             (0i64, 0u32),
             (1, 5),
             (-1, 0),
             (-1, 500_000_000),
-            (-315_619_200, 0),
+            (-315_619_200, 250_000_000),
             (-2, 999_999_999),
         ] {
-            let t = Timespec { sec, nsec };
-            assert_eq!(timespec(system_time(t)), t, "{sec}.{nsec}");
+            assert_eq!(
+                timespec(fuser(sec, nsec)),
+                Timespec { sec, nsec },
+                "{sec}.{nsec}"
+            );
         }
     }
 }

@@ -16,6 +16,10 @@ pub const FS_IOC_READ_VERITY_METADATA: u32 = 0xc028_6687;
 pub const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
 /// `FS_IOC_SETFLAGS` = `_IOW('f', 2, long)`.
 pub const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+/// `FS_IOC_FSGETXATTR` = `_IOR('X', 31, struct fsxattr)`.
+pub const FS_IOC_FSGETXATTR: u32 = 0x801c_581f;
+/// `FS_IOC_FSSETXATTR` = `_IOW('X', 32, struct fsxattr)`.
+pub const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
 /// `FS_IMMUTABLE_FL`: the file cannot be modified.
 pub const FS_IMMUTABLE_FL: u32 = 0x0000_0010;
 /// `FS_APPEND_FL`: the file can only be appended to.

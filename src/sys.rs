@@ -268,3 +268,50 @@ pub fn default_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Size of `struct fsxattr` (include/uapi/linux/fs.h).
+pub const FSXATTR_SIZE: usize = 28;
+
+/// `ioctl(FS_IOC_FSGETXATTR)`: the file's `struct fsxattr`, as raw bytes.
+pub fn fs_get_xattr(file: &impl AsRawFd) -> io::Result<[u8; FSXATTR_SIZE]> {
+    let mut buf = [0u32; FSXATTR_SIZE / 4];
+    // SAFETY: `buf` is a 28-byte, 4-aligned buffer the kernel fills with a
+    // struct fsxattr; it lives for the call.
+    let r = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            crate::ioctl::FS_IOC_FSGETXATTR as _,
+            buf.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = [0u8; FSXATTR_SIZE];
+    for (o, w) in out.chunks_exact_mut(4).zip(buf) {
+        o.copy_from_slice(&w.to_ne_bytes());
+    }
+    Ok(out)
+}
+
+/// `ioctl(FS_IOC_FSSETXATTR)` with a raw `struct fsxattr`.
+pub fn fs_set_xattr(file: &impl AsRawFd, attr: &[u8; FSXATTR_SIZE]) -> io::Result<()> {
+    let mut buf = [0u32; FSXATTR_SIZE / 4];
+    for (w, b) in buf.iter_mut().zip(attr.chunks_exact(4)) {
+        *w = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    }
+    // SAFETY: `buf` holds a 28-byte struct fsxattr the kernel only reads; it
+    // lives for the call.
+    let r = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            crate::ioctl::FS_IOC_FSSETXATTR as _,
+            buf.as_ptr(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

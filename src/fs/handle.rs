@@ -126,6 +126,14 @@ impl Handle {
         }
     }
 
+    /// The open backing file or directory.
+    pub fn file(&self) -> &File {
+        match self {
+            Handle::File(f) => &f.file,
+            Handle::Dir(d) => &d.file,
+        }
+    }
+
     /// The directory handle inside.
     pub fn as_dir(&self) -> Result<&DirHandle> {
         match self {

@@ -47,11 +47,7 @@ impl VerityFs {
     pub fn get_flags(&self, ino: u64, fh: u64) -> Result<u32> {
         let inode = self.inode(ino)?;
         let handle = self.handles.get(fh)?;
-        let file = match &*handle {
-            Handle::File(f) => &f.file,
-            Handle::Dir(d) => &d.file,
-        };
-        let mut flags = match rustix::fs::ioctl_getflags(file) {
+        let mut flags = match rustix::fs::ioctl_getflags(handle.file()) {
             Ok(f) => f.bits(),
             Err(
                 rustix::io::Errno::NOTTY | rustix::io::Errno::NOTSUP | rustix::io::Errno::INVAL,
@@ -75,11 +71,10 @@ impl VerityFs {
     pub fn set_flags(&self, fh: u64, flags: u32) -> Result<()> {
         self.check_writable()?;
         let handle = self.handles.get(fh)?;
-        let file = match &*handle {
-            Handle::File(f) => &f.file,
-            Handle::Dir(d) => &d.file,
-        };
-        rustix::fs::ioctl_setflags(file, IFlags::from_bits_retain(flags & !FS_VERITY_FL))?;
+        rustix::fs::ioctl_setflags(
+            handle.file(),
+            IFlags::from_bits_retain(flags & !FS_VERITY_FL),
+        )?;
         Ok(())
     }
 
@@ -100,6 +95,33 @@ impl VerityFs {
         may_write(st, acl.as_deref(), caller, &groups_of(caller.pid))
     }
 
+    /// `FS_IOC_FSGETXATTR`: the backing file's `struct fsxattr` (the kernel
+    /// reads it before every attribute change, `chattr` included).
+    pub fn get_fsxattr(&self, fh: u64) -> Result<[u8; crate::sys::FSXATTR_SIZE]> {
+        let handle = self.handles.get(fh)?;
+        match crate::sys::fs_get_xattr(handle.file()) {
+            Ok(attr) => Ok(attr),
+            // A backing filesystem without the ioctl has no attributes to show.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL)
+                ) =>
+            {
+                Ok([0; crate::sys::FSXATTR_SIZE])
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `FS_IOC_FSSETXATTR`: passed to the backing file (the kernel checked the
+    /// caller's right to change each attribute before forwarding it).
+    pub fn set_fsxattr(&self, fh: u64, attr: &[u8; crate::sys::FSXATTR_SIZE]) -> Result<()> {
+        self.check_writable()?;
+        let handle = self.handles.get(fh)?;
+        Ok(crate::sys::fs_set_xattr(handle.file(), attr)?)
+    }
+
     /// `FS_IOC_ENABLE_VERITY` on the file open as `fh`: the kernel's checks, in
     /// the kernel's order (fs/verity/enable.c) and with its errors, then the
     /// same crash-safe enable as the offline command. Blocks while hashing;
@@ -116,11 +138,7 @@ impl VerityFs {
         let handle = self.handles.get(fh)?;
         let st = Self::stat(&inode)?;
         let mount = self.read_only_now();
-        let handle_file = match &*handle {
-            Handle::File(f) => &f.file,
-            Handle::Dir(d) => &d.file,
-        };
-        let iflags = match rustix::fs::ioctl_getflags(handle_file) {
+        let iflags = match rustix::fs::ioctl_getflags(handle.file()) {
             Ok(f) => f.bits(),
             Err(_) => 0,
         };

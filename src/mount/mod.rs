@@ -252,9 +252,20 @@ impl Mounted {
                         Ok(kernel::Unmounted::Detached) => tracing::warn!(
                             "mount busy: detached it; serving open files until they close"
                         ),
-                        Ok(kernel::Unmounted::NotOurs) => tracing::warn!(
-                            "the mount point no longer shows this daemon's mount; leaving it alone"
-                        ),
+                        Ok(kernel::Unmounted::NotOurs) if own.is_live() => {
+                            // Covered by a later mount: unmounting by path would
+                            // take that one. Stop serving instead: the kernel
+                            // ends the connection when this process exits, and
+                            // the covered mount answers ENOTCONN until it is
+                            // unmounted (the next mount at the path detaches it).
+                            tracing::warn!(
+                                "another mount covers this daemon's mount; leaving both in place and ending the session"
+                            );
+                            std::process::exit(0);
+                        }
+                        Ok(kernel::Unmounted::NotOurs) => {
+                            tracing::info!("the mount is already gone");
+                        }
                         Err(e) => tracing::error!(error = %e, "unmount failed"),
                     }
                 }

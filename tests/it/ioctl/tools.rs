@@ -103,6 +103,11 @@ impl Fsverity {
         util::fsverity_oracle().map(Self)
     }
 
+    /// Where the tool is installed.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
     /// Runs `fsverity ARGS`.
     #[track_caller]
     pub(crate) fn run<I, S>(&self, args: I) -> Outcome

@@ -197,6 +197,11 @@ impl Mount {
         self.mnt.join(rel)
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
@@ -219,6 +224,23 @@ impl Mount {
             .expect("daemon did not exit after SIGTERM");
         self.child = None;
         assert!(!is_mounted(&self.mnt), "mount still present after SIGTERM");
+        status
+    }
+
+    /// Sends SIGTERM and returns the daemon's exit status, leaving whatever
+    /// stays mounted at the mount point to the caller (who must unmount it).
+    pub fn terminate_keeping_mounts(mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("kill");
+        let status = wait_timeout(child, Duration::from_secs(20))
+            .expect("daemon did not exit after SIGTERM");
+        self.child = None;
+        // No unmount by path in Drop: it would take the topmost mount.
+        std::mem::forget(self);
         status
     }
 
