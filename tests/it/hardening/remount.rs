@@ -15,8 +15,7 @@ const ENABLE: &str = "FS_IOC_ENABLE_VERITY";
 fn options(mnt: &std::path::Path) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     info.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(mnt.to_str().expect("utf-8")))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(mnt.to_str().expect("utf-8")))
         .and_then(|l| l.split(' ').nth(5))
         .expect("the mount is listed")
         .split(',')
