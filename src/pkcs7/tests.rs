@@ -1,0 +1,1 @@
+//! Unit tests of the PKCS#7 format.
