@@ -19,6 +19,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod notify;
 pub mod pkcs7;
+pub mod rpm;
 pub mod signature;
 pub mod store;
 pub mod sys;
