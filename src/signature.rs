@@ -425,6 +425,12 @@ impl TrustedKeys {
         }
     }
 
+    /// The set with `certs` trusted too.
+    pub fn with_certificates(mut self, certs: Vec<Certificate>) -> Self {
+        self.certs.extend(certs);
+        self
+    }
+
     /// True if nothing is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.certs.is_empty()

@@ -129,7 +129,7 @@ impl std::fmt::Display for SignerId {
 }
 
 /// A parsed kernel-format signature, ready to be checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedMessage {
     digest: DigestAlgorithm,
     signer: SignerId,
