@@ -107,7 +107,7 @@ impl fmt::Display for SignerName {
 #[derive(Debug)]
 pub enum Signer {
     /// Raw Ed25519 signatures.
-    Ed25519(PrivateKey),
+    Ed25519(Box<PrivateKey>),
     /// PKCS#7 signatures.
     Pkcs7(Box<pkcs7::Signer>),
 }
@@ -120,7 +120,7 @@ impl Signer {
         let key_name = key.display().to_string();
         if let Ok(k) = PrivateKey::from_pem(&text, &key_name) {
             return match cert {
-                None => Ok(Self::Ed25519(k)),
+                None => Ok(Self::Ed25519(Box::new(k))),
                 Some(c) => Err(SignatureError::Key {
                     path: c.display().to_string(),
                     reason: format!(
@@ -402,7 +402,7 @@ impl TrustedKeys {
         };
         for p in parsed {
             match p {
-                pkcs7::Parsed::Signer(c) => self.certs.push(c),
+                pkcs7::Parsed::Signer(c) => self.certs.push(*c),
                 pkcs7::Parsed::Ed25519(spki) => {
                     let key = VerifyingKey::from_public_key_der(&spki).map_err(|e| {
                         SignatureError::Key {

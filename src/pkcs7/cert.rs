@@ -29,7 +29,7 @@ pub(super) enum CertKey {
 #[derive(Debug)]
 pub enum Parsed {
     /// A signer of PKCS#7 signatures.
-    Signer(Certificate),
+    Signer(Box<Certificate>),
     /// An Ed25519 certificate: its SubjectPublicKeyInfo DER.
     Ed25519(Vec<u8>),
 }
@@ -141,14 +141,14 @@ impl Certificate {
             Ok(found) => found.map(|(_, id)| id.0.as_bytes().to_vec()),
             Err(e) => return Err(key_error(source, format!("subjectKeyIdentifier: {e}"))),
         };
-        Ok(Parsed::Signer(Self {
+        Ok(Parsed::Signer(Box::new(Self {
             name: format!("'{}' ({source})", tbs.subject()),
             issuer,
             serial: tbs.serial_number().as_bytes().to_vec(),
             key_id,
             key,
             cert,
-        }))
+        })))
     }
 
     /// The certificate's subject and where it came from, for logs.

@@ -147,7 +147,7 @@ impl Signer {
                 format!("the certificate's public key is not that of {key_source}"),
             ));
         }
-        Ok(Self { key, cert })
+        Ok(Self { key, cert: *cert })
     }
 
     /// The DER PKCS#7 signature of `content` (the formatted digest), with the

@@ -25,7 +25,7 @@ fn cert(pem: &[u8], name: &str) -> Certificate {
         .expect("certificate")
         .remove(0)
     {
-        Parsed::Signer(c) => c,
+        Parsed::Signer(c) => *c,
         Parsed::Ed25519(_) => panic!("{name}: not a PKCS#7 signer"),
     }
 }
