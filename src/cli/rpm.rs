@@ -219,6 +219,7 @@ pub(crate) fn run(args: &EnableRpmArgs) -> Result<bool> {
         Some(dir) => Some(
             TreeStore::open(dir).with_context(|| format!("tree directory {}", dir.display()))?,
         ),
+        // find_store looks from a file's directory upwards: start at the root.
         None => match find_store(&args.root.join("-")) {
             Some(dir) => Some(
                 TreeStore::existing(&dir)
