@@ -4,7 +4,7 @@
 #   setup_packages [PKG...]   Debian packages (default: everything the project uses)
 #   setup_rust                cargo with rustfmt and clippy
 #   setup_fuse                /dev/fuse (fatal under CI=true when missing)
-SETUP_PACKAGES=(fuse3 fsverity attr acl e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd
+SETUP_PACKAGES=(fuse3 fsverity attr acl e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd rpm gnupg cpio
   util-linux systemd)
 
 setup_die() { echo "setup: $*" >&2; exit 1; }

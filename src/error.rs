@@ -3,6 +3,7 @@
 use std::io;
 
 use crate::merkle::Corruption;
+use crate::signature::SignatureError;
 
 /// Result of a filesystem operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -83,6 +84,9 @@ pub enum Error {
     /// A malformed signature.
     #[error("malformed signature: {0}")]
     BadMessage(String),
+    /// A signature whose signer is not trusted (no trusted certificate names it).
+    #[error("{0}")]
+    NoKey(String),
     /// The ioctl is not supported by this filesystem.
     #[error("inappropriate ioctl")]
     NotTty,
@@ -126,6 +130,7 @@ impl Error {
             Error::NotPermitted(_) => libc::EPERM,
             Error::KeyRejected(_) => libc::EKEYREJECTED,
             Error::BadMessage(_) => libc::EBADMSG,
+            Error::NoKey(_) => libc::ENOKEY,
             // ENOSYS from a FUSE daemon reaches the caller as ENOTTY anyway.
             Error::NotTty => libc::ENOTTY,
             Error::Aborted => libc::EIO,
@@ -138,6 +143,21 @@ impl Error {
     /// Wraps a raw errno.
     pub fn from_errno(errno: i32) -> Self {
         Error::Backing(io::Error::from_raw_os_error(errno))
+    }
+}
+
+/// A refused signature becomes the kernel's errno for it (fs/verity/signature.c):
+/// EBADMSG malformed, ENOKEY signer not trusted, EKEYREJECTED not valid for the
+/// digest, EMSGSIZE too large.
+impl From<SignatureError> for Error {
+    fn from(e: SignatureError) -> Self {
+        match e {
+            SignatureError::Malformed(m) => Error::BadMessage(m),
+            SignatureError::NoKey(m) => Error::NoKey(m),
+            SignatureError::Rejected(m) => Error::KeyRejected(m),
+            SignatureError::TooLarge(_) => Error::MessageSize(e.to_string()),
+            SignatureError::Key { .. } => Error::KeyRejected(e.to_string()),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //!   with the kernel and fsverity-utils;
 //! - [`merkle`]: streaming tree construction and block verification into
 //!   [`merkle::VerifiedBytes`];
+//! - [`signature`] and [`pkcs7`]: Ed25519 and the kernel's PKCS#7 signatures;
 //! - [`cli`]: the `fsverity-fuse` command line.
 
 pub mod audit;
@@ -17,6 +18,8 @@ pub mod merkle;
 pub mod mount;
 pub mod mountinfo;
 pub mod notify;
+pub mod pkcs7;
+pub mod rpm;
 pub mod signature;
 pub mod store;
 pub mod sys;

@@ -1,10 +1,17 @@
-//! Ed25519 keys and signatures over the fs-verity formatted digest.
+//! Signatures over the fs-verity formatted digest, in two formats, and the set
+//! of keys and certificates a mount or a check trusts.
 //!
-//! Keys use the formats OpenSSL writes (`openssl genpkey -algorithm ed25519`:
-//! PKCS#8 PEM; `openssl pkey -pubout`: SubjectPublicKeyInfo PEM). A signature is
-//! the 64 raw Ed25519 bytes over `"FSVerity" + le16 alg + le16 size + digest`,
-//! as `openssl pkeyutl -sign -rawin` makes them. Verification is strict: weak
-//! (small-order) keys and non-canonical signatures are rejected.
+//! - **Ed25519**: the 64 raw bytes over `"FSVerity" + le16 alg + le16 size +
+//!   digest`, as `openssl pkeyutl -sign -rawin` makes them. Keys use the formats
+//!   OpenSSL writes (`openssl genpkey -algorithm ed25519`: PKCS#8 PEM; `openssl
+//!   pkey -pubout`: SubjectPublicKeyInfo PEM). Verification is strict: weak
+//!   (small-order) keys and non-canonical signatures are rejected.
+//! - **PKCS#7**, the kernel's built-in signature format (what `fsverity sign` and
+//!   `rpmsign --signverity` make), checked against X.509 certificates: see
+//!   [`crate::pkcs7`].
+//!
+//! A signature's format is told by its shape: 64 bytes are Ed25519, a DER
+//! SEQUENCE is PKCS#7.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,23 +19,35 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use crate::format::{HashAlgorithm, HashValue, formatted_digest};
+use crate::pkcs7::{self, Certificate, DigestAlgorithm, SignedMessage};
+use crate::store::MAX_SIGNATURE_SIZE;
 
 /// Size of an Ed25519 signature.
 pub const SIGNATURE_SIZE: usize = 64;
 
-/// Why a key or signature was refused.
+/// Why a key or signature was refused. The kernel's errnos for the same cases:
+/// `Malformed` EBADMSG, `NoKey` ENOKEY, `Rejected` EKEYREJECTED, `TooLarge`
+/// EMSGSIZE.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum SignatureError {
-    /// Not a 64-byte Ed25519 signature, or not canonical.
+    /// Neither a 64-byte Ed25519 signature nor a well-formed PKCS#7 message of a
+    /// supported kind.
     #[error("malformed signature: {0}")]
     Malformed(String),
-    /// Well-formed, but no trusted key verifies it.
-    #[error("signature does not verify under {0}")]
+    /// Well-formed, but its signer is not trusted (no trusted certificate names
+    /// it; for Ed25519, no Ed25519 key is trusted at all).
+    #[error("{0}")]
+    NoKey(String),
+    /// The signer is trusted, but the signature is not valid for this digest.
+    #[error("signature rejected: {0}")]
     Rejected(String),
-    /// A key file that cannot be used.
+    /// Larger than the kernel's `FS_VERITY_MAX_SIGNATURE_SIZE`.
+    #[error("signature of {0} bytes is larger than {MAX_SIGNATURE_SIZE}")]
+    TooLarge(usize),
+    /// A key or certificate file that cannot be used.
     #[error("{path}: {reason}")]
     Key {
         /// The key file.
@@ -36,6 +55,114 @@ pub enum SignatureError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// A signature, decoded and told apart by its format.
+#[derive(Clone, Debug)]
+pub enum ParsedSignature {
+    /// 64 raw Ed25519 bytes.
+    Ed25519(Signature),
+    /// The kernel's PKCS#7 format.
+    Pkcs7(Box<SignedMessage>),
+}
+
+/// Decodes a signature of either format; [`SignatureError::Malformed`] or
+/// [`SignatureError::TooLarge`] when it is neither.
+pub fn parse_signature(bytes: &[u8]) -> Result<ParsedSignature, SignatureError> {
+    if bytes.len() > MAX_SIGNATURE_SIZE {
+        return Err(SignatureError::TooLarge(bytes.len()));
+    }
+    if bytes.len() == SIGNATURE_SIZE {
+        return parse_ed25519(bytes).map(ParsedSignature::Ed25519);
+    }
+    if bytes.first() == Some(&0x30) {
+        return SignedMessage::parse(bytes).map(|m| ParsedSignature::Pkcs7(Box::new(m)));
+    }
+    Err(SignatureError::Malformed(format!(
+        "{} bytes: neither a 64-byte Ed25519 signature nor a DER PKCS#7 message",
+        bytes.len()
+    )))
+}
+
+/// Who made a signature that verified: the trusted key's file, or the trusted
+/// certificate's subject and file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignerName(String);
+
+impl SignerName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SignerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What signs files: an Ed25519 key (raw signatures), or an RSA/ECDSA key with
+/// its certificate (the kernel's PKCS#7 format, like `fsverity sign`).
+#[derive(Debug)]
+pub enum Signer {
+    /// Raw Ed25519 signatures.
+    Ed25519(Box<PrivateKey>),
+    /// PKCS#7 signatures.
+    Pkcs7(Box<pkcs7::Signer>),
+}
+
+impl Signer {
+    /// Loads a PEM private key: Ed25519 (then `cert` must be `None`), or RSA /
+    /// ECDSA with the certificate `cert` (PEM or DER).
+    pub fn load(key: &Path, cert: Option<&Path>) -> Result<Self, SignatureError> {
+        let text = read_key_file(key)?;
+        let key_name = key.display().to_string();
+        if let Ok(k) = PrivateKey::from_pem(&text, &key_name) {
+            return match cert {
+                None => Ok(Self::Ed25519(Box::new(k))),
+                Some(c) => Err(SignatureError::Key {
+                    path: c.display().to_string(),
+                    reason: format!(
+                        "{key_name} is an Ed25519 key, which makes raw signatures: the kernel's PKCS#7 format needs an RSA or ECDSA key (drop --cert)"
+                    ),
+                }),
+            };
+        }
+        let Some(cert) = cert else {
+            return Err(SignatureError::Key {
+                path: key_name,
+                reason:
+                    "not an Ed25519 key; an RSA or ECDSA key also needs its certificate (--cert)"
+                        .into(),
+            });
+        };
+        let cert_bytes = std::fs::read(cert).map_err(|e| SignatureError::Key {
+            path: cert.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        pkcs7::Signer::new(&text, &key_name, &cert_bytes, &cert.display().to_string())
+            .map(|s| Self::Pkcs7(Box::new(s)))
+    }
+
+    /// Signs a file digest. A PKCS#7 signature uses the file's hash algorithm
+    /// as its message digest (SHA-256 for BLAKE3 files), as `fsverity sign` does.
+    pub fn sign(
+        &self,
+        algorithm: HashAlgorithm,
+        digest: &HashValue,
+    ) -> Result<Vec<u8>, SignatureError> {
+        match self {
+            Self::Ed25519(k) => Ok(k.sign(algorithm, digest).to_vec()),
+            Self::Pkcs7(s) => {
+                let md = match algorithm {
+                    HashAlgorithm::Sha512 => DigestAlgorithm::Sha512,
+                    HashAlgorithm::Sha256 | HashAlgorithm::Blake3 => DigestAlgorithm::Sha256,
+                };
+                s.sign(md, &formatted_digest(algorithm, digest))
+            }
+        }
+    }
 }
 
 /// An Ed25519 private key.
@@ -126,8 +253,15 @@ impl PublicKey {
     pub fn from_pem(pem: &str, name: &str) -> Result<Self, SignatureError> {
         let key = VerifyingKey::from_public_key_pem(pem).map_err(|e| SignatureError::Key {
             path: name.into(),
-            reason: format!("not an Ed25519 SubjectPublicKeyInfo PEM public key: {e}"),
+            reason: format!(
+                "not an Ed25519 SubjectPublicKeyInfo PEM public key ({e}); RSA and ECDSA signers are trusted through their X.509 certificate"
+            ),
         })?;
+        Self::checked(key, name)
+    }
+
+    /// A public key, unless it is weak.
+    fn checked(key: VerifyingKey, name: &str) -> Result<Self, SignatureError> {
         if key.is_weak() {
             return Err(SignatureError::Key {
                 path: name.into(),
@@ -168,15 +302,14 @@ impl PublicKey {
         digest: &HashValue,
         signature: &[u8],
     ) -> Result<(), SignatureError> {
-        let sig = parse_signature(signature)?;
+        let sig = parse_ed25519(signature)?;
         self.key
             .verify_strict(&formatted_digest(algorithm, digest), &sig)
             .map_err(|_| SignatureError::Rejected(self.name.clone()))
     }
 }
 
-/// Checks the shape of a signature (64 bytes).
-pub fn parse_signature(bytes: &[u8]) -> Result<Signature, SignatureError> {
+fn parse_ed25519(bytes: &[u8]) -> Result<Signature, SignatureError> {
     let arr: [u8; SIGNATURE_SIZE] = bytes.try_into().map_err(|_| {
         SignatureError::Malformed(format!(
             "{} bytes, an Ed25519 signature has 64",
@@ -186,16 +319,24 @@ pub fn parse_signature(bytes: &[u8]) -> Result<Signature, SignatureError> {
     Ok(Signature::from_bytes(&arr))
 }
 
-/// The keys a mount or a check trusts.
+/// The keys and certificates a mount or a check trusts: the counterpart of the
+/// kernel's `.fs-verity` keyring (certificates), plus Ed25519 public keys.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedKeys {
     keys: Vec<PublicKey>,
+    certs: Vec<Certificate>,
 }
 
+/// File name extensions read from a trust directory.
+const TRUST_EXTENSIONS: [&str; 3] = ["pem", "crt", "der"];
+
 impl TrustedKeys {
-    /// Loads keys from files, and from directories (every `*.pem` file in them).
+    /// Loads Ed25519 public keys (SubjectPublicKeyInfo PEM) and X.509
+    /// certificates (PEM, one or a bundle, or DER) from files, and from
+    /// directories (every `*.pem`, `*.crt` and `*.der` file in them, which may
+    /// mix both kinds).
     pub fn load(paths: &[PathBuf]) -> Result<Self, SignatureError> {
-        let mut keys = Vec::new();
+        let mut trusted = Self::default();
         for path in paths {
             if path.is_dir() {
                 let entries = std::fs::read_dir(path).map_err(|e| SignatureError::Key {
@@ -204,59 +345,129 @@ impl TrustedKeys {
                 })?;
                 let mut files: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "pem") && p.is_file())
+                    .filter(|p| {
+                        p.extension()
+                            .is_some_and(|x| TRUST_EXTENSIONS.iter().any(|t| x == *t))
+                            && p.is_file()
+                    })
                     .collect();
                 files.sort();
                 if files.is_empty() {
                     return Err(SignatureError::Key {
                         path: path.display().to_string(),
-                        reason: "directory holds no .pem files".into(),
+                        reason: "directory holds no .pem, .crt or .der files".into(),
                     });
                 }
                 for f in files {
-                    keys.push(PublicKey::load(&f)?);
+                    trusted.load_file(&f)?;
                 }
             } else {
-                keys.push(PublicKey::load(path)?);
+                trusted.load_file(path)?;
             }
         }
-        Ok(Self { keys })
+        Ok(trusted)
+    }
+
+    /// Adds what one file holds: a PEM public key, PEM certificates or a DER
+    /// certificate.
+    fn load_file(&mut self, path: &Path) -> Result<(), SignatureError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| SignatureError::Key {
+            path: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let parsed = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+            let label = der::pem::decode_label(&bytes).map_err(|e| SignatureError::Key {
+                path: name.clone(),
+                reason: format!("not PEM: {e}"),
+            })?;
+            match label {
+                "PUBLIC KEY" => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    self.keys.push(PublicKey::from_pem(&text, &name)?);
+                    return Ok(());
+                }
+                "CERTIFICATE" | "TRUSTED CERTIFICATE" => Certificate::parse_pem(&bytes, &name)?,
+                other => {
+                    return Err(SignatureError::Key {
+                        path: name,
+                        reason: format!(
+                            "PEM block '{other}': expected a PUBLIC KEY (Ed25519) or a CERTIFICATE"
+                        ),
+                    });
+                }
+            }
+        } else {
+            vec![Certificate::parse_der(&bytes, &name)?]
+        };
+        for p in parsed {
+            match p {
+                pkcs7::Parsed::Signer(c) => self.certs.push(*c),
+                pkcs7::Parsed::Ed25519(spki) => {
+                    let key = VerifyingKey::from_public_key_der(&spki).map_err(|e| {
+                        SignatureError::Key {
+                            path: name.clone(),
+                            reason: format!("Ed25519 certificate key: {e}"),
+                        }
+                    })?;
+                    self.keys.push(PublicKey::checked(key, &name)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A set of given keys.
     pub fn from_keys(keys: Vec<PublicKey>) -> Self {
-        Self { keys }
+        Self {
+            keys,
+            certs: Vec::new(),
+        }
     }
 
-    /// True if no key is trusted.
+    /// The set with `certs` trusted too.
+    pub fn with_certificates(mut self, certs: Vec<Certificate>) -> Self {
+        self.certs.extend(certs);
+        self
+    }
+
+    /// True if nothing is trusted.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.certs.is_empty()
     }
 
-    /// Number of keys.
+    /// Number of trusted keys and certificates.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.certs.len()
     }
 
-    /// The first trusted key under which `signature` verifies.
+    /// Checks `signature` (either format) over the formatted digest of
+    /// `digest`, and names the trusted key or certificate it verifies under.
     pub fn verify(
         &self,
         algorithm: HashAlgorithm,
         digest: &HashValue,
         signature: &[u8],
-    ) -> Result<&PublicKey, SignatureError> {
-        parse_signature(signature)?;
-        if self.keys.is_empty() {
-            return Err(SignatureError::Rejected(
-                "no trusted key (none configured)".into(),
-            ));
+    ) -> Result<SignerName, SignatureError> {
+        match parse_signature(signature)? {
+            ParsedSignature::Pkcs7(message) => message
+                .verify(&formatted_digest(algorithm, digest), &self.certs)
+                .map(|c| SignerName(c.name().to_owned())),
+            ParsedSignature::Ed25519(_) if self.keys.is_empty() => Err(SignatureError::NoKey(
+                "signer not trusted: no Ed25519 public key is trusted".into(),
+            )),
+            ParsedSignature::Ed25519(_) => self
+                .keys
+                .iter()
+                .find(|k| k.verify(algorithm, digest, signature).is_ok())
+                .map(|k| SignerName(k.name.clone()))
+                .ok_or_else(|| {
+                    SignatureError::Rejected(format!(
+                        "does not verify under any of the {} trusted Ed25519 key(s)",
+                        self.keys.len()
+                    ))
+                }),
         }
-        self.keys
-            .iter()
-            .find(|k| k.verify(algorithm, digest, signature).is_ok())
-            .ok_or_else(|| {
-                SignatureError::Rejected(format!("any of the {} trusted key(s)", self.keys.len()))
-            })
     }
 }
 

@@ -11,7 +11,7 @@ use super::args::TreeArgs;
 use crate::error::Error;
 use crate::format::Descriptor;
 use crate::merkle::BuildOptions;
-use crate::signature::{PrivateKey, TrustedKeys, parse_signature};
+use crate::signature::{Signer, TrustedKeys, parse_signature};
 use crate::store::{STORE_DIR_NAME, TreeStore, enable_file};
 
 /// Enable fs-verity on files of a backing directory.
@@ -30,22 +30,26 @@ pub(crate) struct EnableArgs {
     /// Hashing threads (0 = every core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) threads: usize,
-    /// Store this signature (64 raw Ed25519 bytes, e.g. from `fsverity-fuse sign`
-    /// or `openssl pkeyutl -sign -rawin`) with the file. Checked against
-    /// --trusted-key if given.
+    /// Store this signature with the file: 64 raw Ed25519 bytes (`fsverity-fuse
+    /// sign`, `openssl pkeyutl -sign -rawin`) or the kernel's DER PKCS#7
+    /// (`fsverity sign`). Checked against --trusted-key if given.
     #[arg(long, value_name = "SIGFILE", conflicts_with = "key")]
     pub(crate) signature: Option<PathBuf>,
-    /// Sign the file with this PKCS#8 PEM Ed25519 private key while enabling.
+    /// Sign the file while enabling with this PEM private key: Ed25519, or RSA /
+    /// ECDSA with --cert.
     #[arg(long, value_name = "KEYFILE")]
     pub(crate) key: Option<PathBuf>,
-    /// Refuse a --signature that does not verify under these public keys
-    /// (files, or directories of .pem files).
+    /// The X.509 certificate of an RSA or ECDSA --key.
+    #[arg(long, value_name = "CERTFILE", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+    /// Refuse a --signature that does not verify under these Ed25519 public
+    /// keys or X.509 certificates (files, or directories of .pem/.crt/.der).
     #[arg(long = "trusted-key", value_name = "KEY")]
     pub(crate) trusted_keys: Vec<PathBuf>,
 }
 
 /// The nearest tree store above `file`.
-fn find_store(file: &Path) -> Option<PathBuf> {
+pub(crate) fn find_store(file: &Path) -> Option<PathBuf> {
     let abs = std::path::absolute(file).ok()?;
     abs.ancestors()
         .skip(1)
@@ -57,7 +61,11 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
     if args.signature.is_some() && args.files.len() > 1 {
         return Err(super::UsageError("--signature takes exactly one FILE".into()).into());
     }
-    let key = args.key.as_deref().map(PrivateKey::load).transpose()?;
+    let key = args
+        .key
+        .as_deref()
+        .map(|k| Signer::load(k, args.cert.as_deref()))
+        .transpose()?;
     let given = match &args.signature {
         Some(p) => Some(
             std::fs::read(p).with_context(|| format!("can't read signature '{}'", p.display()))?,
@@ -67,14 +75,17 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
     let trusted = TrustedKeys::load(&args.trusted_keys)?;
     let sign = |d: &Descriptor| -> Result<Option<Vec<u8>>, Error> {
         if let Some(k) = &key {
-            return Ok(Some(k.sign(d.algorithm(), &d.digest()).to_vec()));
+            let sig = k
+                .sign(d.algorithm(), &d.digest())
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            return Ok(Some(sig));
         }
         let Some(sig) = &given else { return Ok(None) };
-        parse_signature(sig).map_err(|e| Error::BadMessage(e.to_string()))?;
+        parse_signature(sig).map_err(Error::from)?;
         if !trusted.is_empty() {
             trusted
                 .verify(d.algorithm(), &d.digest(), sig)
-                .map_err(|e| Error::KeyRejected(e.to_string()))?;
+                .map_err(Error::from)?;
         }
         Ok(Some(sig.clone()))
     };

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::args::TreeArgs;
 use crate::merkle::{BuildOptions, NullSink, build_tree};
-use crate::signature::PrivateKey;
+use crate::signature::{PrivateKey, Signer};
 
 /// Generate an Ed25519 key pair in OpenSSL's PEM formats.
 #[derive(Args, Debug)]
@@ -58,22 +58,29 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<bool> {
     Ok(true)
 }
 
-/// Sign a file's fs-verity digest with an Ed25519 key (like `fsverity sign`).
+/// Sign a file's fs-verity digest (like `fsverity sign`): with an Ed25519 key,
+/// 64 raw bytes; with an RSA or ECDSA key and its certificate, the kernel's PKCS#7
+/// format (for RSA, byte for byte what `fsverity sign` writes).
 #[derive(Args, Debug)]
 pub(crate) struct SignArgs {
     /// The file to sign.
     pub(crate) file: PathBuf,
-    /// Where to write the 64-byte signature.
+    /// Where to write the signature.
     pub(crate) sigfile: PathBuf,
-    /// PKCS#8 PEM Ed25519 private key.
+    /// PEM private key: Ed25519 (PKCS#8), or RSA / ECDSA P-256 / P-384 (PKCS#8,
+    /// PKCS#1 or SEC1) together with --cert.
     #[arg(long, value_name = "KEYFILE")]
     pub(crate) key: PathBuf,
+    /// The X.509 certificate (PEM or DER) of an RSA or ECDSA --key: makes a
+    /// kernel-format PKCS#7 signature.
+    #[arg(long, value_name = "CERTFILE")]
+    pub(crate) cert: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) tree: TreeArgs,
 }
 
 pub(crate) fn sign(args: &SignArgs) -> Result<bool> {
-    let key = PrivateKey::load(&args.key)?;
+    let key = Signer::load(&args.key, args.cert.as_deref())?;
     let file =
         File::open(&args.file).with_context(|| format!("can't open '{}'", args.file.display()))?;
     let d = build_tree(
@@ -83,7 +90,7 @@ pub(crate) fn sign(args: &SignArgs) -> Result<bool> {
         BuildOptions::default(),
     )
     .with_context(|| format!("error reading '{}'", args.file.display()))?;
-    let sig = key.sign(d.algorithm(), &d.digest());
+    let sig = key.sign(d.algorithm(), &d.digest())?;
     std::fs::write(&args.sigfile, sig)
         .with_context(|| format!("writing '{}'", args.sigfile.display()))?;
     println!(

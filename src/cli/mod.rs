@@ -15,6 +15,7 @@ mod locate;
 mod logging;
 mod measure;
 mod mount;
+mod rpm;
 mod status;
 mod verify;
 
@@ -36,6 +37,9 @@ enum Command {
     Digest(digest::DigestArgs),
     /// Enable fs-verity on files of a backing directory.
     Enable(enable::EnableArgs),
+    /// Enable fs-verity on an RPM package's installed files with its verity
+    /// signatures (rpmsign --signverity).
+    EnableRpm(rpm::EnableRpmArgs),
     /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
     Mount(mount::MountArgs),
     /// Print the fs-verity digest of verity files (like `fsverity measure`).
@@ -127,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Digest(args) => digest::run(&args),
         Command::Enable(args) => enable::run(&args),
+        Command::EnableRpm(args) => rpm::run(&args),
         Command::Mount(args) => mount::run(&args),
         Command::Measure(args) => measure::run(&args),
         Command::Keygen(args) => keys::keygen(&args),

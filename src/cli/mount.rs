@@ -45,8 +45,9 @@ pub(crate) struct MountArgs {
     /// key (EACCES), and to enable verity without a signature (EPERM).
     #[arg(long = "require-signatures")]
     pub(crate) require_signatures: bool,
-    /// Trust this Ed25519 public key (SubjectPublicKeyInfo PEM), or every .pem
-    /// file in this directory. Repeatable.
+    /// Trust this Ed25519 public key (SubjectPublicKeyInfo PEM) or X.509
+    /// certificate (PEM or DER, for the kernel's PKCS#7 signatures), or every
+    /// .pem, .crt and .der file in this directory. Repeatable.
     #[arg(long = "trusted-key", value_name = "KEY")]
     pub(crate) trusted_keys: Vec<PathBuf>,
     /// What a block that fails verification does: eio (default), log (serve it

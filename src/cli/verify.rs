@@ -22,7 +22,8 @@ pub(crate) struct VerifyArgs {
     /// Descend into directories.
     #[arg(short, long)]
     pub(crate) recursive: bool,
-    /// Check signatures against these public keys (files or directories of .pem).
+    /// Check signatures against these Ed25519 public keys and X.509 certificates
+    /// (files, or directories of .pem, .crt and .der files).
     #[arg(long = "trusted-key", value_name = "KEY")]
     pub(crate) trusted_keys: Vec<PathBuf>,
     /// A verity file without a signature is a problem.

@@ -68,7 +68,7 @@ impl VerityFs {
                     .policy
                     .trusted_keys
                     .verify(d.algorithm(), &vf.digest, sig)
-                    .map(|k| k.name().to_owned())
+                    .map(|k| k.to_string())
                     .map_err(|e| e.to_string()),
             }
         });
@@ -108,9 +108,7 @@ impl VerityFs {
     /// kernel's require_signatures behaviour).
     pub(super) fn check_enable_policy(&self, signature: Option<&[u8]>) -> Result<()> {
         match signature {
-            Some(sig) => parse_signature(sig)
-                .map(drop)
-                .map_err(|e| Error::BadMessage(e.to_string())),
+            Some(sig) => parse_signature(sig).map(drop).map_err(Error::from),
             None if self.options.policy.require_signatures => {
                 Stats::add(&self.stats.policy_denials, 1);
                 Err(Error::NotPermitted(
@@ -132,10 +130,11 @@ impl VerityFs {
         let keys = &self.options.policy.trusted_keys;
         match keys.verify(descriptor.algorithm(), &descriptor.digest(), sig) {
             Ok(_) => Ok(()),
-            Err(SignatureError::Malformed(m)) => Err(Error::BadMessage(m)),
             Err(e) => {
-                Stats::add(&self.stats.signature_rejections, 1);
-                Err(Error::KeyRejected(e.to_string()))
+                if !matches!(e, SignatureError::Malformed(_)) {
+                    Stats::add(&self.stats.signature_rejections, 1);
+                }
+                Err(e.into())
             }
         }
     }

@@ -101,7 +101,7 @@ impl DataSource for Interruptible<'_> {
         let n = self
             .reads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % 4 == 0 && (self.interrupted)() {
+        if n.is_multiple_of(4) && (self.interrupted)() {
             return Err(io::Error::from_raw_os_error(libc::ECANCELED));
         }
         self.file.read_at(buf, offset)

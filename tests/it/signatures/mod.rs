@@ -6,11 +6,14 @@
 //! reports the same problems offline.
 //!
 //! A signature is OpenSSL's `pkeyutl -sign -rawin` of the formatted digest that
-//! `fsverity digest --for-builtin-sig` prints, so neither side of a comparison
-//! comes from the crate under test.
+//! `fsverity digest --for-builtin-sig` prints, or the kernel's PKCS#7 format from
+//! `fsverity sign`, `openssl cms` or `rpmsign --signverity`, so neither side of a
+//! comparison comes from the crate under test.
 
 mod interop;
+mod pkcs7;
 mod policy;
+mod rpm;
 mod stock_enable;
 mod verify;
 
