@@ -1,25 +1,33 @@
 //! fsverity-fuse: Linux fs-verity for any filesystem, through FUSE.
 //!
-//! - [`format`]: the fs-verity format (descriptor, tree geometry, digests), byte-exact
-//!   with the kernel and fsverity-utils;
+//! The reusable part — what another project would take, as composefs-rs
+//! exposes its fsverity module — is public:
+//!
+//! - [`format`]: the fs-verity format (descriptor, tree geometry, digests),
+//!   byte-exact with the kernel and fsverity-utils;
 //! - [`merkle`]: streaming tree construction and block verification into
-//!   [`merkle::VerifiedBytes`];
-//! - [`signature`] and [`pkcs7`]: Ed25519 and the kernel's PKCS#7 signatures;
-//! - [`cli`]: the `fsverity-fuse` command line.
+//!   [`merkle::VerifiedBytes`], with a cache of verified tree blocks;
+//! - [`signature`]: Ed25519 and the kernel's PKCS#7 signatures over the
+//!   formatted digest, and the trust set they are checked against;
+//! - [`cli::main`]: the `fsverity-fuse` command line.
+//!
+//! Everything else is the daemon's and crate-private. The layers, each
+//! depending only on those before it (docs/ARCHITECTURE.md): `format` →
+//! `merkle` → `store` (metadata xattr, tree store, enable) → `verity` (per-inode
+//! state, trees at open, policy, the kernel's enable checks) → `namespace`
+//! (where names and data come from: the backing-directory passthrough) → `fs`
+//! (the filesystem logic) → `fuse` (the thin adapter) → `mount` → `cli`.
 
-pub mod audit;
 pub mod cli;
-pub mod error;
+pub(crate) mod error;
 pub mod format;
-pub mod fs;
-pub mod fuse;
-pub mod ioctl;
+pub(crate) mod fs;
+pub(crate) mod fuse;
+pub(crate) mod ioctl;
 pub mod merkle;
-pub mod mount;
-pub mod mountinfo;
-pub mod notify;
-pub mod pkcs7;
-pub mod rpm;
+pub(crate) mod mount;
+pub(crate) mod namespace;
 pub mod signature;
-pub mod store;
-pub mod sys;
+pub(crate) mod store;
+pub(crate) mod sys;
+pub(crate) mod verity;

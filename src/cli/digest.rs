@@ -116,11 +116,8 @@ fn digest_one(args: &DigestArgs, path: &Path) -> Result<Vec<u8>> {
 }
 
 fn build(
-    file: &File,
-    params: &crate::format::TreeParams,
-    sink: &mut dyn TreeSink,
-    options: BuildOptions,
-    path: &Path,
+    file: &File, params: &crate::format::TreeParams, sink: &mut dyn TreeSink,
+    options: BuildOptions, path: &Path,
 ) -> Result<Descriptor> {
     build_tree(file, params, sink, options).map_err(|e| {
         // fsverity-utils' wording for a file it cannot read; a size no tree

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use super::locate::{locate, store_dir};
 use crate::merkle::{BuildOptions, check_tree};
-use crate::store::{TreeData, TreeStore, read_metadata, rebuild_tree};
+use crate::store::{RebuiltTree, TreeStore, read_metadata, rebuild_tree};
 
 /// Which metadata to dump.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -77,8 +77,8 @@ pub(crate) fn run(args: &DumpArgs) -> Result<bool> {
                     .with_context(|| {
                     format!("rebuilding the tree of '{}'", args.file.display())
                 })? {
-                    TreeData::Memory(v) => v,
-                    TreeData::Stored(_) => unreachable!("no store was given"),
+                    RebuiltTree::Memory(v) => v,
+                    RebuiltTree::Stored(_) => unreachable!("no store was given"),
                 },
             }
         }

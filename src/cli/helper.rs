@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::UsageError;
 use super::mount::{MountArgs, parse_size};
-use crate::fs::OnCorruption;
+use crate::verity::OnCorruption;
 
 /// The flag changes a `mount -o remount,...` asks for (`None`: unchanged).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

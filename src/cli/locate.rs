@@ -22,7 +22,7 @@ pub(crate) fn locate(path: &Path) -> Located {
             backing_root: None,
         };
     };
-    let best = crate::mountinfo::fsverity_mounts()
+    let best = crate::mount::mountinfo::fsverity_mounts()
         .into_iter()
         .map(|e| (e.mountpoint, e.source))
         .filter(|(mnt, _)| canonical.starts_with(mnt))

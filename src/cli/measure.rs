@@ -27,7 +27,7 @@ fn alg_name(id: u16) -> String {
 
 fn measure_one(path: &Path) -> Result<String> {
     let file = File::open(path).with_context(|| format!("can't open '{}'", path.display()))?;
-    match crate::sys::measure_verity(&file, 64) {
+    match crate::sys::measure_verity(&file) {
         Ok((alg, digest)) => {
             return Ok(format!(
                 "{}:{} {}",

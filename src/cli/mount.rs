@@ -10,11 +10,12 @@ use std::os::unix::net::UnixStream;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::fs::{FsOptions, OnCorruption, Policy};
+use crate::fs::FsOptions;
 use crate::fuse::Ttls;
+use crate::mount::notify::notify;
 use crate::mount::{MountConfig, mount};
-use crate::notify::notify;
 use crate::signature::TrustedKeys;
+use crate::verity::{OnCorruption, Policy};
 
 /// Present BACKING at MOUNTPOINT, verifying every read of verity files.
 #[derive(Args, Debug)]
@@ -216,17 +217,16 @@ pub(crate) fn run_daemon(args: &MountArgs, verbose: u8) -> Result<bool> {
 /// `mountpoint` (read-only, exec); the daemon's other options keep the values
 /// it started with. Flags not named keep their current value.
 pub(crate) fn remount(
-    mountpoint: &std::path::Path,
-    changes: super::helper::Remount,
+    mountpoint: &std::path::Path, changes: super::helper::Remount,
 ) -> Result<bool> {
     use rustix::mount::MountFlags;
     let canonical = mountpoint
         .canonicalize()
         .with_context(|| format!("mount point {}", mountpoint.display()))?;
-    let current = crate::mountinfo::entries()
+    let current = crate::mount::mountinfo::entries()
         .into_iter()
         .rfind(|e| e.mountpoint == canonical)
-        .filter(|e| e.fstype == crate::mountinfo::FSTYPE)
+        .filter(|e| e.fstype == crate::mount::mountinfo::FSTYPE)
         .with_context(|| format!("{} is not an fsverity-fuse mount", canonical.display()))?;
     let has = |o: &str| current.mount_options.split(',').any(|x| x == o);
     // Always nosuid and nodev, as at mount time.

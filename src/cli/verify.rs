@@ -8,9 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::locate::{Located, store_dir};
-use crate::audit::{AuditOptions, FileReport, audit_file};
 use crate::signature::TrustedKeys;
 use crate::store::{STORE_DIR_NAME, TreeStore};
+use crate::verity::audit::{AuditOptions, FileReport, audit_file};
 
 /// Check verity files offline: data against tree, tree against descriptor,
 /// signature against trusted keys.

@@ -206,9 +206,7 @@ mod tests {
     /// For each (offset, value, what) of `cases`, `good` with that byte set
     /// fails to decode, with an error that mentions `what`.
     fn each_malformation_is_rejected<T: std::fmt::Debug>(
-        good: &[u8],
-        cases: &[(usize, u8, &str)],
-        decode: impl Fn(&[u8]) -> Result<T, FormatError>,
+        good: &[u8], cases: &[(usize, u8, &str)], decode: impl Fn(&[u8]) -> Result<T, FormatError>,
     ) {
         for &(offset, value, what) in cases {
             let mut bad = good.to_vec();

@@ -32,9 +32,7 @@ impl TreeGeometry {
     /// Computes the geometry. Fails for sizes whose tree would need more than
     /// [`MAX_LEVELS`] levels or would not fit in a u64.
     pub fn new(
-        data_size: u64,
-        log_block_size: u8,
-        digest_size: usize,
+        data_size: u64, log_block_size: u8, digest_size: usize,
     ) -> Result<Self, FormatError> {
         let block_size = 1u64 << log_block_size;
         let hashes_per_block = block_size / digest_size as u64;

@@ -12,6 +12,9 @@ pub use descriptor::{COMPACT_TAG, DESCRIPTOR_SIZE, Descriptor};
 pub use digest::{FORMATTED_DIGEST_MAGIC, formatted_digest};
 pub use geometry::TreeGeometry;
 pub use hash::{BlockHasher, HashAlgorithm, HashValue, MAX_DIGEST_SIZE, MAX_SALT_SIZE};
+
+/// Largest signature the kernel accepts (`FS_VERITY_MAX_SIGNATURE_SIZE`).
+pub const MAX_SIGNATURE_SIZE: usize = 16128;
 pub use params::{
     DEFAULT_BLOCK_SIZE, MAX_LOG_BLOCK_SIZE, MIN_LOG_BLOCK_SIZE, TreeParams, log_block_size,
 };

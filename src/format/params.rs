@@ -31,9 +31,7 @@ impl TreeParams {
     /// Validates and builds parameters. The block size must be a power of two from
     /// 1024 to 65536, the salt at most 32 bytes.
     pub fn new(
-        algorithm: HashAlgorithm,
-        block_size: u64,
-        salt: &[u8],
+        algorithm: HashAlgorithm, block_size: u64, salt: &[u8],
     ) -> Result<Self, FormatError> {
         let log_block_size = log_block_size(block_size)?;
         if salt.len() > MAX_SALT_SIZE {

@@ -1,58 +1,47 @@
-//! The filesystem logic, independent of the fuser bindings: a passthrough of the
-//! backing directory in which verity files are verified block by block, are
-//! immutable, and whose metadata and trees are hidden.
+//! The filesystem logic of a mount, independent of the fuser bindings: any
+//! [`Namespace`] served with fs-verity's guarantees. Verity files are verified
+//! block by block (`read`), are immutable (`open`, `write`, `names`), answer
+//! the kernel's ioctls (`ioctl`, with enables on a bounded worker pool,
+//! `enable`), and follow the mount's policy; everything else passes through to
+//! the namespace.
 //!
 //! Every operation returns `Result<T, Error>`; `crate::fuse` turns calls into
-//! replies. Backing access goes through `O_PATH` descriptors held per inode
-//! (`openat`-style, `O_NOFOLLOW`), so no symlink or `..` leads outside the backing
-//! directory and renames in the backing directory are followed.
+//! replies.
 
-mod access;
-mod attr;
-mod dir;
-mod files;
-mod handle;
-mod inode;
+mod enable;
+mod handles;
 mod ioctl;
-mod namespace;
-mod policy;
+mod names;
+mod open;
 mod ratelimit;
+mod read;
+mod readdir;
 mod stats;
 mod status;
-mod verity;
-mod xattr;
+#[cfg(test)]
+mod tests;
+mod write;
 
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
+use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
-
-pub use attr::{Attr, Timespec};
-pub use dir::{DirEntry, DirSnapshot};
-pub use files::Opened;
-pub use files::ReadData;
-pub use handle::HandleKind;
-pub use inode::ROOT_ID;
-pub use namespace::{SetAttr, SetTime, StatFs};
-pub use policy::{OnCorruption, Policy};
-pub use stats::{Stats, StatsSnapshot};
+pub(crate) use handles::Opened;
+pub(crate) use stats::Stats;
 pub use status::{MountStatus, STATUS_XATTR};
-pub use xattr::XattrReply;
 
 use crate::error::{Error, Result};
-use crate::merkle::{BlockCache, BuildOptions, TreeSource, Verifier};
-use crate::store::{LazyTree, OnRebuild, STORE_DIR_NAME, TreeStore, read_metadata_at};
-use handle::Handles;
-use inode::{Inode, InodeRef, InodeTable};
+use crate::merkle::{BlockCache, BuildOptions};
+use crate::namespace::passthrough::Passthrough;
+use crate::namespace::{Attr, Namespace};
+use crate::store::{STORE_DIR_NAME, TreeStore};
+use crate::verity::{Policy, TreeResolver, VerityState};
+use enable::EnablePool;
+use handles::Handles;
 use ratelimit::RateLimiter;
-use verity::{VerityFile, VerityState};
 
 /// Options of a mount's filesystem logic.
 #[derive(Clone, Debug)]
@@ -99,43 +88,6 @@ pub trait MountState: Send + Sync + std::fmt::Debug {
     fn flags(&self) -> Option<MountFlags>;
 }
 
-/// Who is making a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caller {
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-    /// Process id.
-    pub pid: u32,
-}
-
-/// The filesystem of one mount.
-#[derive(Debug)]
-pub struct VerityFs {
-    backing: PathBuf,
-    options: FsOptions,
-    inodes: InodeTable,
-    handles: Handles,
-    cache: Arc<BlockCache>,
-    store: Option<Arc<TreeStore>>,
-    /// Name of the tree store at the top of the backing directory, hidden.
-    hidden_name: Option<OsString>,
-    stats: Arc<Stats>,
-    corruption_log: RateLimiter,
-    is_root: bool,
-    /// Set by `--on-corruption=abort` after a failure.
-    aborted: AtomicBool,
-    /// Refusing modifications (EROFS): `--ro`, until the mount says otherwise.
-    read_only: AtomicBool,
-    /// The mount serving this filesystem, once mounted.
-    mount_state: OnceLock<Arc<dyn MountState>>,
-    started: std::time::Instant,
-}
-
-/// Lookups of one listing run at once (they mostly wait on the disk).
-pub(crate) const LOOKUP_THREADS: usize = 8;
-
 /// Why a filesystem could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -157,36 +109,57 @@ pub enum SetupError {
     },
 }
 
+/// The filesystem of one mount.
+#[derive(Debug)]
+pub struct VerityFs {
+    ns: Box<dyn Namespace>,
+    options: FsOptions,
+    handles: Handles,
+    trees: Arc<TreeResolver>,
+    stats: Arc<Stats>,
+    corruption_log: RateLimiter,
+    /// Set by `--on-corruption=abort` after a failure.
+    aborted: AtomicBool,
+    /// Refusing modifications (EROFS): `--ro`, until the mount says otherwise.
+    read_only: AtomicBool,
+    /// The mount serving this filesystem, once mounted.
+    mount_state: OnceLock<Arc<dyn MountState>>,
+    enables: EnablePool,
+    started: std::time::Instant,
+}
+
 impl VerityFs {
-    /// Opens `backing` and the tree store.
+    /// A filesystem presenting the directory `backing`, with its tree store
+    /// (`--tree-dir`, else `BACKING/.fsverity-fuse`, hidden from the mount).
     pub fn new(backing: &Path, options: FsOptions) -> Result<Self, SetupError> {
         let backing_err = |source| SetupError::Backing {
             path: backing.to_path_buf(),
             source,
         };
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let root_fd =
-            rustix::fs::open(backing, flags, Mode::empty()).map_err(|e| backing_err(e.into()))?;
-        let root_stat = rustix::fs::fstat(&root_fd).map_err(|e| backing_err(e.into()))?;
         let canonical = backing.canonicalize().map_err(backing_err)?;
-
-        let (store, hidden_name) = match &options.tree_dir {
+        let (store, hidden) = match &options.tree_dir {
             Some(dir) => {
                 let store = TreeStore::open(dir).map_err(|source| SetupError::TreeDir {
                     path: dir.clone(),
                     source,
                 })?;
-                let canonical_dir = dir.canonicalize().ok();
-                let hidden = canonical_dir
+                let hidden = dir
+                    .canonicalize()
+                    .ok()
                     .filter(|d| d.parent() == Some(canonical.as_path()))
-                    .and_then(|d| d.file_name().map(OsStr::to_os_string));
-                (Some(Arc::new(store)), hidden)
+                    .and_then(|d| d.file_name().map(|n| n.to_os_string()));
+                (Some(store), hidden)
             }
+            None => (None, Some(OsString::from(STORE_DIR_NAME))),
+        };
+        let ns = Passthrough::open(backing, hidden).map_err(backing_err)?;
+        let store = match store {
+            Some(s) => Some(s),
             None => {
                 let dir = canonical.join(STORE_DIR_NAME);
-                let store = match TreeStore::open_child(root_fd.as_fd(), STORE_DIR_NAME, &dir) {
-                    Ok(s) => Some(Arc::new(s)),
-                    Err(e) => {
+                match ns.with_root(|root| TreeStore::open_child(root, STORE_DIR_NAME, &dir)) {
+                    Ok(Ok(s)) => Some(s),
+                    Ok(Err(e)) | Err(Error::Backing(e)) => {
                         tracing::warn!(
                             store = %dir.display(),
                             error = %e,
@@ -194,67 +167,45 @@ impl VerityFs {
                         );
                         None
                     }
-                };
-                (store, Some(OsString::from(STORE_DIR_NAME)))
+                    Err(e) => return Err(backing_err(io::Error::other(e.to_string()))),
+                }
             }
         };
-        let inodes = InodeTable::new(root_fd, &root_stat, descriptor_budget());
-        inodes.register_root_mount();
-        Ok(Self {
-            backing: canonical,
-            cache: Arc::new(BlockCache::new(options.cache_size)),
+        Ok(Self::with_namespace(Box::new(ns), store, options))
+    }
+
+    /// A filesystem serving `ns`, with trees kept in `store`.
+    pub(crate) fn with_namespace(
+        ns: Box<dyn Namespace>, store: Option<TreeStore>, options: FsOptions,
+    ) -> Self {
+        let stats = Arc::new(Stats::default());
+        let counted = stats.clone();
+        let trees = TreeResolver::new(
+            store.map(Arc::new),
+            Arc::new(BlockCache::new(options.cache_size)),
+            BuildOptions {
+                threads: options.build_threads,
+            },
+            Arc::new(move || Stats::add(&counted.trees_built, 1)),
+        );
+        Self {
+            ns,
+            handles: Handles::default(),
+            trees: Arc::new(trees),
+            stats,
+            corruption_log: RateLimiter::new(10, Duration::from_secs(5)),
+            aborted: AtomicBool::new(false),
             read_only: AtomicBool::new(options.read_only),
             mount_state: OnceLock::new(),
-            options,
-            inodes,
-            handles: Handles::default(),
-            store,
-            hidden_name,
-            stats: Arc::new(Stats::default()),
-            corruption_log: RateLimiter::new(10, Duration::from_secs(5)),
-            is_root: rustix::process::geteuid().is_root(),
-            aborted: AtomicBool::new(false),
+            enables: EnablePool::new(enable::WORKERS),
             started: std::time::Instant::now(),
-        })
+            options,
+        }
     }
 
-    /// The mount's counters.
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
-    /// The verified tree block cache.
-    pub fn cache(&self) -> &Arc<BlockCache> {
-        &self.cache
-    }
-
-    /// The backing directory (canonical).
-    pub fn backing(&self) -> &Path {
-        &self.backing
-    }
-
-    /// The tree store, if any.
-    pub fn store(&self) -> Option<&TreeStore> {
-        self.store.as_deref()
-    }
-
-    /// Number of inodes the kernel holds.
-    pub fn inode_count(&self) -> usize {
-        self.inodes.count()
-    }
-
-    /// Number of inode descriptors currently open.
-    pub fn open_descriptors(&self) -> usize {
-        self.inodes.open_descriptors()
-    }
-
-    /// Number of open file and directory handles.
-    pub fn handle_count(&self) -> usize {
-        self.handles.count()
-    }
-
-    fn inode(&self, id: u64) -> Result<InodeRef> {
-        self.inodes.get(id)
+    /// Where the names come from (canonical).
+    pub fn source(&self) -> &Path {
+        self.ns.source()
     }
 
     /// Tells the filesystem which mount serves it.
@@ -262,20 +213,18 @@ impl VerityFs {
         let _ = self.mount_state.set(state);
     }
 
-    /// The mount's flags now, if known.
-    fn mount_flags(&self) -> Option<MountFlags> {
-        self.mount_state.get().and_then(|m| m.flags())
-    }
-
     /// Refuses modifications on a read-only mount. The kernel itself refuses
     /// writes on a read-only mount before they reach the daemon, so a write
     /// that arrives while the daemon believes it is read-only means the mount
     /// was remounted read-write since: the mount table decides.
     fn check_writable(&self) -> Result<()> {
+        if !self.ns.writable() {
+            return Err(Error::ReadOnly);
+        }
         if !self.read_only.load(Ordering::Relaxed) {
             return Ok(());
         }
-        match self.mount_flags() {
+        match self.mount_state.get().and_then(|m| m.flags()) {
             Some(flags) if !flags.read_only => {
                 self.read_only.store(false, Ordering::Relaxed);
                 Ok(())
@@ -284,157 +233,60 @@ impl VerityFs {
         }
     }
 
-    /// Whether the mount is read-only now, asking the mount table (for the
-    /// enable ioctl, which the kernel forwards even on read-only mounts).
-    fn read_only_now(&self) -> MountFlags {
-        let configured = self.read_only.load(Ordering::Relaxed);
-        self.mount_flags().unwrap_or(MountFlags {
-            read_only: configured,
-            super_read_only: configured,
-        })
-    }
-
-    /// A single, ordinary path component.
-    fn check_name(name: &OsStr) -> Result<()> {
-        let b = name.as_bytes();
-        if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') || b.contains(&0) {
-            return Err(Error::InvalidName);
+    /// The mount's flags now, asking the mount table (the enable ioctl is
+    /// forwarded by the kernel even on read-only mounts).
+    fn mount_flags_now(&self) -> MountFlags {
+        let configured = self.read_only.load(Ordering::Relaxed) || !self.ns.writable();
+        match self.mount_state.get().and_then(|m| m.flags()) {
+            Some(f) => MountFlags {
+                read_only: f.read_only || !self.ns.writable(),
+                super_read_only: f.super_read_only || !self.ns.writable(),
+            },
+            None => MountFlags {
+                read_only: configured,
+                super_read_only: configured,
+            },
         }
-        Ok(())
     }
 
-    fn is_hidden(&self, parent: &Inode, name: &OsStr) -> bool {
-        parent.id == ROOT_ID && self.hidden_name.as_deref() == Some(name)
-    }
-
-    /// Validates a name that a modification will create or remove.
-    fn check_mutable_name(&self, parent: &Inode, name: &OsStr) -> Result<()> {
-        Self::check_name(name)?;
-        if self.is_hidden(parent, name) {
-            return Err(Error::NotPermitted(format!(
-                "'{}' is reserved by fsverity-fuse",
-                name.to_string_lossy()
-            )));
+    /// Fails once the mount has stopped serving (`--on-corruption=abort`).
+    fn check_not_aborted(&self) -> Result<()> {
+        if self.aborted.load(Ordering::Relaxed) {
+            Err(Error::Aborted)
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 
-    fn stat(inode: &InodeRef) -> Result<Stat> {
-        Ok(rustix::fs::statat(
-            &inode.fd,
-            "",
-            AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW,
-        )?)
+    /// The verity state of regular file `id` with attributes `attr`: the
+    /// metadata is re-read when the change time moved since the last read (an
+    /// xattr change bumps it) or with `force`.
+    fn verity_state(&self, id: u64, attr: &Attr, force: bool) -> Result<VerityState> {
+        let node = self.ns.verity(id)?;
+        let stamp = (attr.ctime.sec, u64::from(attr.ctime.nsec));
+        Ok(node.state(stamp, force, || self.ns.verity_claim(id)))
     }
 
-    /// Backing path of an inode, for messages.
-    fn describe(&self, inode: &InodeRef) -> String {
-        std::fs::read_link(inode.proc_path())
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| format!("inode {}", inode.id))
-    }
-
-    /// Backing path of an open file, for messages.
-    fn describe_handle(&self, f: &handle::FileHandle) -> String {
-        std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&f.file)
-        ))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| format!("inode {}", f.inode.id))
-    }
-
-    /// Attributes of an inode; verity files report their verified size.
-    fn attr(&self, inode: &InodeRef, st: &Stat) -> Attr {
-        let mut attr = Attr::from_stat(inode.id, st);
-        if inode.kind == FileType::RegularFile {
-            if let VerityState::Verity(v) = self.verity_state(inode, st, false) {
-                attr.size = v.metadata.descriptor.data_size();
+    /// Attributes as the mount reports them: verity files have their verified
+    /// size.
+    fn report(&self, mut attr: Attr) -> Attr {
+        if attr.is_regular() {
+            if let Ok(VerityState::Verity(v)) = self.verity_state(attr.ino, &attr, false) {
+                attr.size = v.data_size();
             }
         }
         attr
     }
 
-    /// The verity state of a regular file. The metadata is re-read when the
-    /// backing ctime changed since the last read (setting or removing an xattr
-    /// changes it; with the kernel's fine-grained ctimes a change right after a
-    /// query is still seen) or with `force`.
-    fn verity_state(&self, inode: &InodeRef, st: &Stat, force: bool) -> VerityState {
-        let ctime = attr::ctime_of(st);
-        let mut v = inode.verity.lock().unwrap_or_else(|e| e.into_inner());
-        if !force && v.checked_ctime == Some(ctime) {
-            return v.state.clone();
+    /// Logs and counts a failed request (`op` names it). Failures are the
+    /// callers' business (ENOENT of a lookup...), so they log at trace level;
+    /// EIO, which an integrity failure or a fault gives, at debug.
+    pub(crate) fn note_failure(&self, op: &'static str, e: &Error) {
+        Stats::add(&self.stats.request_failures, 1);
+        match e.errno() {
+            libc::EIO => tracing::debug!(op, error = %e, "request failed"),
+            _ => tracing::trace!(op, error = %e, "request failed"),
         }
-        let read = match read_metadata_at(&inode.proc_path()) {
-            Ok(None) => VerityState::Plain,
-            Ok(Some(Ok(m))) => VerityState::Verity(Arc::new(VerityFile::new(m))),
-            Ok(Some(Err(e))) => VerityState::Damaged(e.to_string()),
-            // Metadata that cannot be read must not make a file look unprotected.
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => VerityState::Plain,
-            Err(e) => VerityState::Damaged(format!("cannot read verity metadata: {e}")),
-        };
-        v.update(ctime, read)
-    }
-
-    /// The verifier of a verity file (its tree is found or rebuilt when first needed).
-    fn verifier(&self, vf: &VerityFile) -> Arc<Verifier> {
-        let mut slot = vf.verifier.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = slot.as_ref() {
-            return v.clone();
-        }
-        let descriptor = &vf.metadata.descriptor;
-        let tree: Box<dyn TreeSource> = if descriptor.geometry().tree_size() == 0 {
-            Box::new(Vec::<u8>::new())
-        } else {
-            let stats = self.stats.clone();
-            let on_rebuild: OnRebuild = Arc::new(move |_| Stats::add(&stats.trees_built, 1));
-            let options = BuildOptions {
-                threads: self.options.build_threads,
-            };
-            Box::new(LazyTree::new(
-                self.store.clone(),
-                descriptor.clone(),
-                options,
-                on_rebuild,
-            ))
-        };
-        let verifier = Arc::new(Verifier::new(descriptor.clone(), tree, self.cache.clone()));
-        *slot = Some(verifier.clone());
-        verifier
-    }
-
-    /// Opens the backing object of `inode` with `flags` (never following a symlink
-    /// out of it: regular files are reached through their `O_PATH` descriptor).
-    fn reopen(&self, inode: &InodeRef, flags: OFlags) -> Result<File> {
-        let strip = OFlags::CREATE
-            | OFlags::EXCL
-            | OFlags::NOCTTY
-            | OFlags::TRUNC
-            | OFlags::DIRECT
-            | OFlags::NOFOLLOW;
-        let flags = (flags - strip) | OFlags::CLOEXEC;
-        let fd = self.inodes.opening(|| {
-            if inode.kind == FileType::Directory {
-                return rustix::fs::openat(
-                    &inode.fd,
-                    ".",
-                    flags | OFlags::DIRECTORY,
-                    Mode::empty(),
-                );
-            }
-            match rustix::fs::open(inode.proc_path().as_str(), flags, Mode::empty()) {
-                // O_NOATIME is refused for files the daemon does not own without CAP_FOWNER.
-                Err(rustix::io::Errno::PERM) if flags.contains(OFlags::NOATIME) => {
-                    rustix::fs::open(
-                        inode.proc_path().as_str(),
-                        flags - OFlags::NOATIME,
-                        Mode::empty(),
-                    )
-                }
-                other => other,
-            }
-        })?;
-        Ok(File::from(fd))
     }
 
     /// Logs a verification failure (rate-limited) and counts it.
@@ -456,12 +308,4 @@ impl VerityFs {
             }
         }
     }
-}
-
-/// How many inode descriptors to keep open: half the open file limit, leaving
-/// the rest for open files, trees and the kernel connection.
-fn descriptor_budget() -> usize {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let n = limit.current.unwrap_or(1 << 20).min(1 << 20) as usize;
-    n / 2
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// Allows `burst` events per `interval`, counting the ones it suppresses.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     burst: u32,
     interval: Duration,
     state: Mutex<(Instant, u32, u64)>,
@@ -13,7 +13,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// A limiter allowing `burst` events per `interval`.
-    pub fn new(burst: u32, interval: Duration) -> Self {
+    pub(crate) fn new(burst: u32, interval: Duration) -> Self {
         Self {
             burst,
             interval,
@@ -22,7 +22,7 @@ impl RateLimiter {
     }
 
     /// `Some(suppressed_since_last_allowed)` if this event may be logged.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if now.duration_since(s.0) >= self.interval {

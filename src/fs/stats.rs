@@ -6,26 +6,26 @@ macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Live counters of one mount.
         #[derive(Debug, Default)]
-        pub struct Stats {
-            $($(#[$doc])* pub $name: AtomicU64,)*
+        pub(crate) struct Stats {
+            $($(#[$doc])* pub(crate) $name: AtomicU64,)*
         }
 
         /// A snapshot of [`Stats`].
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-        pub struct StatsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
+        pub(crate) struct StatsSnapshot {
+            $($(#[$doc])* pub(crate) $name: u64,)*
         }
 
         impl Stats {
             /// Reads every counter.
-            pub fn snapshot(&self) -> StatsSnapshot {
+            pub(crate) fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
 
         impl StatsSnapshot {
             /// (name, value) pairs in a stable order.
-            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+            pub(crate) fn fields(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]
             }
         }
@@ -51,11 +51,13 @@ counters! {
     trees_built,
     /// Verity enables completed through the mount.
     verity_enabled,
+    /// Requests answered with an error (any errno).
+    request_failures,
 }
 
 impl Stats {
     /// Adds `n` to a counter.
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 }

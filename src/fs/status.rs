@@ -45,7 +45,7 @@ pub struct MountStatus {
 
 impl VerityFs {
     /// The current status.
-    pub fn status(&self) -> MountStatus {
+    pub(crate) fn status(&self) -> MountStatus {
         let mut counters: std::collections::BTreeMap<String, u64> = self
             .stats
             .snapshot()
@@ -53,7 +53,7 @@ impl VerityFs {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let cache = self.cache.stats();
+        let cache = self.trees.cache().stats();
         counters.insert("tree_cache_hits".into(), cache.hits);
         counters.insert("tree_cache_misses".into(), cache.misses);
         counters.insert("tree_cache_evictions".into(), cache.evictions);
@@ -61,17 +61,17 @@ impl VerityFs {
         let policy = &self.options.policy;
         MountStatus {
             version: env!("CARGO_PKG_VERSION").into(),
-            backing: self.backing.display().to_string(),
+            backing: self.ns.source().display().to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
             read_only: self.read_only.load(std::sync::atomic::Ordering::Relaxed),
             require_verity: policy.require_verity,
             require_signatures: policy.require_signatures,
             trusted_keys: policy.trusted_keys.len(),
-            on_corruption: format!("{:?}", policy.on_corruption).to_lowercase(),
+            on_corruption: policy.on_corruption.to_string(),
             aborted: self.aborted.load(Ordering::Relaxed),
-            inodes: self.inode_count() as u64,
-            open_handles: self.handle_count() as u64,
-            open_descriptors: self.open_descriptors() as u64,
+            inodes: self.ns.node_count() as u64,
+            open_handles: self.handles.count() as u64,
+            open_descriptors: self.ns.open_descriptors() as u64,
             counters,
         }
     }

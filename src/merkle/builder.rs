@@ -88,10 +88,7 @@ pub struct BuildOptions {
 /// Builds the tree over `source` (its whole current length), streaming tree
 /// blocks into `sink`, and returns the descriptor.
 pub fn build_tree(
-    source: &dyn DataSource,
-    params: &TreeParams,
-    sink: &mut dyn TreeSink,
-    options: BuildOptions,
+    source: &dyn DataSource, params: &TreeParams, sink: &mut dyn TreeSink, options: BuildOptions,
 ) -> Result<Descriptor, BuildError> {
     let data_size = source.size()?;
     let geometry = TreeGeometry::new(
@@ -184,9 +181,7 @@ struct LevelWriter<'a> {
 
 impl<'a> LevelWriter<'a> {
     fn new(
-        geometry: &'a TreeGeometry,
-        hasher: &'a BlockHasher,
-        sink: &'a mut dyn TreeSink,
+        geometry: &'a TreeGeometry, hasher: &'a BlockHasher, sink: &'a mut dyn TreeSink,
     ) -> Self {
         let pending = (0..geometry.num_levels())
             .map(|_| (vec![0u8; geometry.block_size()], 0, 0))

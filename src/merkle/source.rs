@@ -27,8 +27,13 @@ impl DataSource for File {
     }
 
     fn is_hole(&self, start: u64, end: u64) -> bool {
-        // The next data at or after `start` begins at or beyond `end`.
-        matches!(crate::sys::seek_data(self, start), Ok(next) if next.is_none_or(|n| n >= end))
+        // The next data at or after `start` begins at or beyond `end` (ENXIO:
+        // there is no data after `start` at all).
+        match rustix::fs::seek(self, rustix::fs::SeekFrom::Data(start)) {
+            Ok(next) => next >= end,
+            Err(rustix::io::Errno::NXIO) => true,
+            Err(_) => false,
+        }
     }
 }
 
@@ -57,28 +62,23 @@ impl DataSource for Vec<u8> {
     }
 }
 
-/// Where a verifier reads tree blocks from. Given the data too, so a source can
-/// (re)build the tree from it when first needed.
+/// Where a verifier reads tree blocks from: the tree of one file, found (or
+/// built) before the verifier exists. Its bytes are untrusted: every block
+/// read is verified up to the root.
 pub trait TreeSource: Send + Sync {
     /// Reads tree bytes at `offset`; returns the bytes read.
-    fn read_tree(&self, buf: &mut [u8], offset: u64, data: &dyn DataSource) -> io::Result<usize>;
-
-    /// Makes the tree available now (e.g. finds or rebuilds it) rather than at
-    /// the first block read; failures show at that read.
-    fn prepare(&self, _data: &dyn DataSource) {}
+    fn read_tree(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
 }
 
 impl<T: DataSource + Send> TreeSource for T {
-    fn read_tree(&self, buf: &mut [u8], offset: u64, _data: &dyn DataSource) -> io::Result<usize> {
+    fn read_tree(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         read_full(self, buf, offset)
     }
 }
 
 /// Reads until `buf` is full or the end; returns the bytes read.
 pub fn read_full(
-    source: &(impl DataSource + ?Sized),
-    buf: &mut [u8],
-    offset: u64,
+    source: &(impl DataSource + ?Sized), buf: &mut [u8], offset: u64,
 ) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {

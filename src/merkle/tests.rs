@@ -93,7 +93,7 @@ fn builder_matches_reference() {
 fn verifier(data: &[u8], params: &TreeParams) -> (Verifier, Vec<u8>) {
     let (d, tree) = build(data, params, 1);
     let cache = Arc::new(BlockCache::new(1 << 20));
-    (Verifier::new(d, Box::new(tree.clone()), cache), tree)
+    (Verifier::new(d, Arc::new(tree.clone()), cache), tree)
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn tree_tampering_is_detected_per_level() {
     for ((level, index), block, want) in cases {
         let mut bad = tree.clone();
         bad[g.tree_offset(level, index) as usize + 5] ^= 0x80;
-        let v = Verifier::new(d.clone(), Box::new(bad), Arc::new(BlockCache::new(1 << 20)));
+        let v = Verifier::new(d.clone(), Arc::new(bad), Arc::new(BlockCache::new(1 << 20)));
         let got = v.read_verified(&data, block * 4096, 1);
         match (got, want) {
             (Ok((bytes, _)), None) => assert_eq!(bytes[0], data[block as usize * 4096]),
@@ -217,7 +217,7 @@ fn bytes_past_the_recorded_size_are_hashed_as_zero_padding() {
     let forged = crate::format::Descriptor::new(params.clone(), 1, h.hash(&block));
     let verifier = Verifier::new(
         forged,
-        Box::new(Vec::<u8>::new()),
+        Arc::new(Vec::<u8>::new()),
         Arc::new(BlockCache::new(1 << 20)),
     );
     let err = verifier
@@ -234,7 +234,7 @@ fn bytes_past_the_recorded_size_are_hashed_as_zero_padding() {
     let honest = crate::format::Descriptor::new(params, 1, h.hash(&padded));
     let verifier = Verifier::new(
         honest,
-        Box::new(Vec::<u8>::new()),
+        Arc::new(Vec::<u8>::new()),
         Arc::new(BlockCache::new(1 << 20)),
     );
     let (bytes, _) = verifier

@@ -152,7 +152,7 @@ pub struct Verifier {
     geometry: TreeGeometry,
     hasher: BlockHasher,
     digest: HashValue,
-    tree: Box<dyn TreeSource>,
+    tree: Arc<dyn TreeSource>,
     cache: Arc<BlockCache>,
 }
 
@@ -166,7 +166,7 @@ impl std::fmt::Debug for Verifier {
 
 impl Verifier {
     /// A verifier for a file with `descriptor` whose serialized tree is `tree`.
-    pub fn new(descriptor: Descriptor, tree: Box<dyn TreeSource>, cache: Arc<BlockCache>) -> Self {
+    pub fn new(descriptor: Descriptor, tree: Arc<dyn TreeSource>, cache: Arc<BlockCache>) -> Self {
         let geometry = descriptor.geometry();
         let hasher = BlockHasher::new(descriptor.algorithm(), descriptor.params().salt());
         let digest = descriptor.digest();
@@ -178,12 +178,6 @@ impl Verifier {
             tree,
             cache,
         }
-    }
-
-    /// Finds (or rebuilds) the tree now, so a file whose data no longer matches
-    /// can still be located block by block later.
-    pub fn prepare(&self, data: &dyn DataSource) {
-        self.tree.prepare(data);
     }
 
     /// The descriptor.
@@ -199,10 +193,7 @@ impl Verifier {
     /// Reads `len` bytes at `offset` from `data`, verifying every block that covers
     /// them in the buffer that is returned. Reads past the end are shortened.
     pub fn read_verified(
-        &self,
-        data: &dyn DataSource,
-        offset: u64,
-        len: usize,
+        &self, data: &dyn DataSource, offset: u64, len: usize,
     ) -> Result<(VerifiedBytes, ReadStats), VerifyError> {
         let size = self.geometry.data_size();
         let end = offset.saturating_add(len as u64).min(size);
@@ -255,7 +246,7 @@ impl Verifier {
         let mut hashes = vec![0u8; (last - first) as usize * ds];
         self.hasher.hash_blocks(&buf[..want], bs, &mut hashes);
         if !self.covers_single_tree_block(first, last, &hashes) {
-            self.check_hashes(data, first, &hashes)?;
+            self.check_hashes(first, &hashes)?;
         }
         let start = (offset - base) as usize;
         let stop = (end - base) as usize;
@@ -296,12 +287,7 @@ impl Verifier {
     }
 
     /// Compares the hashes of data blocks `first..` with the tree.
-    fn check_hashes(
-        &self,
-        data: &dyn DataSource,
-        first: u64,
-        hashes: &[u8],
-    ) -> Result<(), VerifyError> {
+    fn check_hashes(&self, first: u64, hashes: &[u8]) -> Result<(), VerifyError> {
         let ds = self.geometry.digest_size();
         let bs = self.geometry.block_size() as u64;
         let mut leaf: Option<(u64, Arc<[u8]>)> = None;
@@ -315,7 +301,7 @@ impl Verifier {
                 let tree_block = match &leaf {
                     Some((idx, b)) if *idx == tree_index => b.clone(),
                     _ => {
-                        let b = self.tree_block(data, 0, tree_index, pos)?;
+                        let b = self.tree_block(0, tree_index, pos)?;
                         leaf = Some((tree_index, b.clone()));
                         b
                     }
@@ -330,13 +316,7 @@ impl Verifier {
     }
 
     /// Block `index` of tree `level`, verified up to the root (or a cached ancestor).
-    fn tree_block(
-        &self,
-        data: &dyn DataSource,
-        level: usize,
-        index: u64,
-        pos: u64,
-    ) -> Result<Arc<[u8]>, VerifyError> {
+    fn tree_block(&self, level: usize, index: u64, pos: u64) -> Result<Arc<[u8]>, VerifyError> {
         let key = BlockKey {
             digest: self.digest,
             level: level as u8,
@@ -349,14 +329,14 @@ impl Verifier {
             *self.descriptor.root_hash()
         } else {
             let (parent_index, slot) = self.geometry.hash_location(index);
-            let parent = self.tree_block(data, level + 1, parent_index, pos)?;
+            let parent = self.tree_block(level + 1, parent_index, pos)?;
             HashValue::from_slice(&parent[slot..slot + self.geometry.digest_size()])
         };
         let offset = self.geometry.tree_offset(level, index);
         let mut block = vec![0u8; self.geometry.block_size()];
         let got = self
             .tree
-            .read_tree(&mut block, offset, data)
+            .read_tree(&mut block, offset)
             .map_err(|source| VerifyError::Io {
                 what: "Merkle tree",
                 source,
@@ -376,11 +356,7 @@ impl Verifier {
     }
 
     fn mismatch(
-        &self,
-        pos: u64,
-        level: i32,
-        expected: HashValue,
-        actual: HashValue,
+        &self, pos: u64, level: i32, expected: HashValue, actual: HashValue,
     ) -> VerifyError {
         VerifyError::Mismatch(Box::new(Corruption {
             pos,

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use rustix::mount::{MountFlags, UnmountFlags};
 
-use crate::mountinfo::{self, FSTYPE, MountEntry};
+use crate::mount::mountinfo::{self, FSTYPE, MountEntry};
 
 /// What the kernel mount looks like.
 #[derive(Clone, Debug)]

@@ -1,6 +1,8 @@
 //! Running a mount: checks, the FUSE session, signals, clean unmount.
 
 pub(crate) mod kernel;
+pub(crate) mod mountinfo;
+pub(crate) mod notify;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -94,7 +96,7 @@ fn clear_dead_mount(mountpoint: &Path) {
     };
     let mountpoint = parent.join(name);
     let mountpoint = mountpoint.as_path();
-    let ours = crate::mountinfo::is_fsverity_mount(mountpoint);
+    let ours = crate::mount::mountinfo::is_fsverity_mount(mountpoint);
     if ours {
         tracing::warn!(mountpoint = %mountpoint.display(), "detaching the dead mount of a previous daemon");
         let _ = rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH);
@@ -189,7 +191,7 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
     .map_err(MountError::Session)?;
     let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
 
-    let fsname = fs.backing().display().to_string();
+    let fsname = fs.source().display().to_string();
     let spec = kernel::MountSpec {
         mountpoint: &mountpoint,
         fsname: &fsname,

@@ -13,9 +13,10 @@ use super::trees::{TreeError, TreeStore};
 use crate::format::{Descriptor, TreeParams};
 use crate::merkle::{BuildError, BuildOptions, DataSource, NullSink, build_tree};
 
-/// Why a file could not be enabled.
+/// Why a file could not be enabled. `R` is why the caller's check of the new
+/// descriptor (its signature, typically) refused it.
 #[derive(Debug, thiserror::Error)]
-pub enum EnableError {
+pub enum EnableError<R: std::error::Error + 'static = std::convert::Infallible> {
     /// The file already has verity metadata.
     #[error("file is already a verity file")]
     AlreadyVerity,
@@ -38,8 +39,8 @@ pub enum EnableError {
     #[error("interrupted")]
     Interrupted,
     /// The caller's check of the descriptor (e.g. its signature) refused it.
-    #[error("{0}")]
-    Rejected(crate::error::Error),
+    #[error(transparent)]
+    Rejected(R),
     /// Another I/O error.
     #[error("{context}: {source}")]
     Io {
@@ -79,7 +80,7 @@ fn read_metadata_with(
 
 /// Decides, from the freshly built descriptor, which signature (if any) to
 /// store with it — by signing, or by checking a given one — or refuses it.
-pub type SignFn<'a> = &'a dyn Fn(&Descriptor) -> Result<Option<Vec<u8>>, crate::error::Error>;
+pub type SignFn<'a, R> = &'a dyn Fn(&Descriptor) -> Result<Option<Vec<u8>>, R>;
 
 /// Asked while hashing: true stops the enable, leaving the file as it was.
 pub type InterruptFn<'a> = &'a (dyn Fn() -> bool + Sync);
@@ -126,14 +127,10 @@ fn was_interrupted(e: &TreeError) -> bool {
 /// the signature `sign` returns for the descriptor, before the xattr is set.
 /// `interrupted` is asked while hashing and before committing: when it says
 /// so, the file stays as it was.
-pub fn enable_file(
-    file: &File,
-    store: Option<&TreeStore>,
-    params: &TreeParams,
-    options: BuildOptions,
-    sign: SignFn<'_>,
-    interrupted: InterruptFn<'_>,
-) -> Result<VerityMetadata, EnableError> {
+pub fn enable_file<R: std::error::Error + 'static>(
+    file: &File, store: Option<&TreeStore>, params: &TreeParams, options: BuildOptions,
+    sign: SignFn<'_, R>, interrupted: InterruptFn<'_>,
+) -> Result<VerityMetadata, EnableError<R>> {
     let before = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
         source,

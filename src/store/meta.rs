@@ -13,8 +13,7 @@ use crate::format::{COMPACT_TAG, DESCRIPTOR_SIZE, Descriptor, FormatError};
 /// Name of the xattr that marks a backing file as verity.
 pub const METADATA_XATTR: &str = "user.fsverity-fuse";
 
-/// Largest signature accepted (the kernel's FS_VERITY_MAX_SIGNATURE_SIZE).
-pub const MAX_SIGNATURE_SIZE: usize = 16128;
+pub use crate::format::MAX_SIGNATURE_SIZE;
 
 /// A verity file's descriptor and signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,5 +109,83 @@ mod tests {
             VerityMetadata::decode(&bad),
             Err(MetadataError::Descriptor(FormatError::UnknownAlgorithm(77)))
         ));
+    }
+
+    /// Marsaglia's xorshift64: a seeded, reproducible stream.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// The metadata xattr (compact or full descriptor, then a signature) is
+    /// untrusted input: its decoder never panics, and whatever it accepts
+    /// encodes back to a value that decodes to the same metadata.
+    #[test]
+    fn decode_never_panics_and_what_it_accepts_round_trips() {
+        use crate::format::HashAlgorithm;
+        let mut rng = Rng(0x5eed_0fad);
+        let mut accepted = 0;
+        for i in 0..20_000 {
+            let algorithm = HashAlgorithm::ALL[rng.below(3) as usize];
+            let salt_len = rng.below(33) as usize;
+            let salt = rng.bytes(salt_len);
+            let block = 1u64 << (10 + rng.below(7));
+            let params = TreeParams::new(algorithm, block, &salt).expect("valid parameters");
+            let size = match rng.below(3) {
+                0 => rng.below(1 << 20),
+                1 => rng.next() >> rng.below(64),
+                _ => rng.next(),
+            };
+            let root = rng.bytes(algorithm.digest_size());
+            let d = Descriptor::new(params, size, HashValue::from_slice(&root));
+            let mut bytes = match rng.below(2) {
+                0 => d.encode_compact(),
+                _ => d.encode().to_vec(),
+            };
+            if rng.below(3) == 0 {
+                let extra_len = rng.below(100) as usize;
+                let extra = rng.bytes(extra_len);
+                bytes.extend_from_slice(&extra);
+            }
+            match rng.below(3) {
+                0 => {
+                    for _ in 0..=rng.below(3) {
+                        let at = rng.below(bytes.len() as u64) as usize;
+                        bytes[at] = rng.next() as u8;
+                    }
+                }
+                1 => bytes.truncate(rng.below(bytes.len() as u64 + 1) as usize),
+                _ => {}
+            }
+            let what = format!("value {i}: {}", hex::encode(&bytes));
+            let decoded = std::panic::catch_unwind(|| VerityMetadata::decode(&bytes))
+                .unwrap_or_else(|_| panic!("{what}: decode panicked"));
+            if let Ok(m) = decoded {
+                accepted += 1;
+                assert_eq!(
+                    VerityMetadata::decode(&m.encode()).as_ref(),
+                    Ok(&m),
+                    "{what}: re-encoding changed it"
+                );
+            }
+        }
+        assert!(
+            accepted > 1_000,
+            "the loop rarely produced valid metadata: {accepted}"
+        );
     }
 }

@@ -5,6 +5,8 @@
 //! A tree is installed atomically (temporary file, fsync, rename, fsync of the
 //! directory), so a tree file that exists is complete. Its content is still
 //! untrusted: every block read from it is verified up to the descriptor's root.
+//! Every file of the store is opened without blocking and without following
+//! symlinks, and refused unless it is a regular file.
 
 use std::fs::{self, File};
 use std::io;
@@ -12,12 +14,9 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use lru::LruCache;
 use rustix::fs::{Mode, OFlags};
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::format::{Descriptor, TreeParams};
+use crate::format::{Descriptor, HashValue, TreeParams};
 use crate::merkle::{BuildError, BuildOptions, DataSource, TreeSink, VecSink, build_tree};
 
 /// Name of the default store directory at the top of a backing directory.
@@ -30,17 +29,6 @@ pub const STORE_DIR_NAME: &str = ".fsverity-fuse";
 pub struct TreeStore {
     root: PathBuf,
     dir: OwnedFd,
-    /// Tree files kept open, bounded: a mount may know far more verity files
-    /// than it may hold descriptors.
-    open_files: Mutex<LruCache<String, Arc<File>>>,
-}
-
-/// How many tree files a store keeps open at once: up to 128, and no more than
-/// an eighth of the open-file limit.
-fn open_files_cache() -> Mutex<LruCache<String, Arc<File>>> {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-    let n = (limit.current.unwrap_or(1024) / 8).clamp(4, 128) as usize;
-    Mutex::new(LruCache::new(NonZeroUsize::new(n).expect("at least 4")))
 }
 
 /// Why a tree could not be provided.
@@ -59,9 +47,9 @@ pub enum TreeError {
     #[error("data does not match its descriptor: rebuilt root {found}, descriptor root {expected}")]
     RootMismatch {
         /// Root in the descriptor.
-        expected: String,
+        expected: Box<HashValue>,
         /// Root of the rebuilt tree.
-        found: String,
+        found: Box<HashValue>,
     },
     /// The data cannot be hashed: unreadable, changed while it was hashed, or
     /// too large for a tree.
@@ -69,49 +57,14 @@ pub enum TreeError {
     Build(#[from] BuildError),
 }
 
-/// A tree ready for verification: in the store or, when the store cannot be
+/// A rebuilt tree: installed in the store, or, when the store cannot be
 /// written, held in memory.
 #[derive(Debug)]
-pub enum TreeData {
-    /// A tree file in the store.
-    Stored(TreeReader),
-    /// A tree built in memory.
+pub enum RebuiltTree {
+    /// The tree file in the store, open.
+    Stored(File),
+    /// The tree in memory.
     Memory(Vec<u8>),
-}
-
-impl TreeData {
-    /// As a source of tree bytes.
-    pub fn into_source(self) -> Box<dyn DataSource + Send> {
-        match self {
-            TreeData::Stored(r) => Box::new(r),
-            TreeData::Memory(v) => Box::new(v),
-        }
-    }
-}
-
-/// Reads a stored tree through the store's bounded set of open tree files,
-/// reopening the file when it was closed to make room.
-#[derive(Debug)]
-pub struct TreeReader {
-    store: Arc<TreeStore>,
-    dir: String,
-    name: String,
-}
-
-impl TreeReader {
-    fn file(&self) -> io::Result<Arc<File>> {
-        self.store.cached_file(&self.dir, &self.name)
-    }
-}
-
-impl DataSource for TreeReader {
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.file()?.metadata()?.len())
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        std::os::unix::fs::FileExt::read_at(&*self.file()?, buf, offset)
-    }
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> TreeError {
@@ -149,7 +102,6 @@ impl TreeStore {
         let store = Self {
             root: display.to_path_buf(),
             dir,
-            open_files: open_files_cache(),
         };
         store.remove_stale_temps();
         Ok(store)
@@ -165,7 +117,6 @@ impl TreeStore {
         let store = Self {
             root: root.to_path_buf(),
             dir,
-            open_files: open_files_cache(),
         };
         store.remove_stale_temps();
         Ok(store)
@@ -231,32 +182,6 @@ impl TreeStore {
             }
             Err(e) => Err(io_err(context())(e)),
         }
-    }
-
-    /// A reader of the stored tree of `descriptor`, if it exists with the expected size.
-    pub fn tree_reader(
-        self: &Arc<Self>,
-        descriptor: &Descriptor,
-    ) -> Result<Option<TreeReader>, TreeError> {
-        let Some(file) = self.open_tree(descriptor)? else {
-            return Ok(None);
-        };
-        let (dir, name) = Self::tree_name(descriptor);
-        lock(&self.open_files).put(name.clone(), Arc::new(file));
-        Ok(Some(TreeReader {
-            store: self.clone(),
-            dir,
-            name,
-        }))
-    }
-
-    fn cached_file(&self, dir: &str, name: &str) -> io::Result<Arc<File>> {
-        if let Some(f) = lock(&self.open_files).get(name) {
-            return Ok(f.clone());
-        }
-        let file = Arc::new(open_regular(&self.subdir(dir, false)?, name)?);
-        lock(&self.open_files).put(name.to_owned(), file.clone());
-        Ok(file)
     }
 
     /// A temporary file in the store for a tree being built: unnamed
@@ -340,10 +265,7 @@ impl TreeStore {
     /// Builds the tree of `data` with `params` into the store, returns the
     /// descriptor. The tree is durable when this returns.
     pub fn build_and_install(
-        &self,
-        data: &dyn DataSource,
-        params: &TreeParams,
-        options: BuildOptions,
+        &self, data: &dyn DataSource, params: &TreeParams, options: BuildOptions,
     ) -> Result<Descriptor, TreeError> {
         let mut temp = self
             .temp_file()
@@ -474,18 +396,16 @@ fn is_not_regular(e: &io::Error) -> bool {
 /// Rebuilds the tree of `data` for `descriptor`, into `store` when it can be
 /// written, else in memory. Accepts it only if its root matches the descriptor.
 pub fn rebuild_tree(
-    store: Option<&Arc<TreeStore>>,
-    data: &dyn DataSource,
-    descriptor: &Descriptor,
+    store: Option<&TreeStore>, data: &dyn DataSource, descriptor: &Descriptor,
     options: BuildOptions,
-) -> Result<TreeData, TreeError> {
+) -> Result<RebuiltTree, TreeError> {
     let check = |built: &Descriptor| {
         if built == descriptor {
             Ok(())
         } else {
             Err(TreeError::RootMismatch {
-                expected: descriptor.root_hash().to_hex(),
-                found: built.root_hash().to_hex(),
+                expected: Box::new(*descriptor.root_hash()),
+                found: Box::new(*built.root_hash()),
             })
         }
     };
@@ -504,8 +424,8 @@ pub fn rebuild_tree(
                     store.root().display()
                 )))?;
                 drop(temp);
-                return match store.tree_reader(descriptor)? {
-                    Some(r) => Ok(TreeData::Stored(r)),
+                return match store.open_tree(descriptor)? {
+                    Some(f) => Ok(RebuiltTree::Stored(f)),
                     None => Err(io_err("reopen installed tree")(
                         io::ErrorKind::NotFound.into(),
                     )),
@@ -521,9 +441,5 @@ pub fn rebuild_tree(
     let mut sink = VecSink::default();
     let built = build_tree(data, descriptor.params(), &mut sink, options)?;
     check(&built)?;
-    Ok(TreeData::Memory(sink.0))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    Ok(RebuiltTree::Memory(sink.0))
 }

@@ -85,9 +85,7 @@ pub(crate) fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -
 /// `timeout` (a hung read through the mount must not hang the test run).
 #[track_caller]
 pub(crate) fn within<T: Send + 'static>(
-    what: &str,
-    timeout: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
+    what: &str, timeout: Duration, f: impl FnOnce() -> T + Send + 'static,
 ) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

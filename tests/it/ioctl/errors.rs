@@ -1,7 +1,7 @@
 //! Every error of FS_IOC_ENABLE_VERITY, FS_IOC_MEASURE_VERITY and FS_IOC_GETFLAGS
 //! that the kernel documents (Documentation/filesystems/fsverity.rst), through
 //! the stock `fsverity` tool where it can express the request and through raw
-//! ioctls (`fsverity_fuse::sys`) where it cannot. After each refused enable the
+//! ioctls (`raw`) where it cannot. After each refused enable the
 //! file must still be an ordinary file that a valid enable can convert.
 
 use std::fs::{self, File, OpenOptions};
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use fsverity_fuse::sys::{EnableCall, enable_verity, measure_verity};
+use super::raw::{EnableCall, enable_verity, measure_verity};
 
 use super::tools::{
     FS_VERITY_FL, Fsverity, errno, expect_tool_errno, inode_flags, ioctl_enable, ioctl_measure,

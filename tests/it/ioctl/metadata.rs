@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::path::Path;
 
-use fsverity_fuse::sys::read_verity_metadata;
+use super::raw::read_verity_metadata;
 
 use super::tools::{Fsverity, errno, run_raw, scratch};
 use crate::mount::harness::require_fuse;

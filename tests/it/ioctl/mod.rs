@@ -7,4 +7,5 @@ mod enable;
 mod errors;
 mod metadata;
 mod races;
+pub(crate) mod raw;
 pub(crate) mod tools;

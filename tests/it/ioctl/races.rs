@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fsverity_fuse::sys::enable_verity;
+use super::raw::enable_verity;
 
 use super::tools::{Fsverity, errno, ioctl_enable, is_verity, scratch, sha256_call};
 use crate::mount::harness::require_fuse;

@@ -1,6 +1,6 @@
 //! What the ioctl and signature tests share: the outside programs they drive
 //! (fsverity-utils' `fsverity` as the stock ioctl client and the digest oracle,
-//! OpenSSL, `setpriv`), raw ioctls through `fsverity_fuse::sys`, and reading a
+//! OpenSSL, `setpriv`), raw ioctls (`raw`), and reading a
 //! tool's errno back from its message.
 //!
 //! Expected errnos are those of the kernel's fs-verity documentation
@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fsverity_fuse::sys::{EnableCall, enable_verity, measure_verity};
+use super::raw::{EnableCall, enable_verity, measure_verity};
 
 use crate::mount::harness::Scratch;
 use crate::util::{self, Outcome};
@@ -188,10 +188,7 @@ impl Fsverity {
     /// serialized tree and the 256-byte descriptor fsverity-utils computes.
     #[track_caller]
     pub(crate) fn tree_and_descriptor(
-        &self,
-        opts: &[&str],
-        file: &Path,
-        workdir: &Path,
+        &self, opts: &[&str], file: &Path, workdir: &Path,
     ) -> (Vec<u8>, Vec<u8>) {
         let tree = workdir.join("oracle.tree");
         let desc = workdir.join("oracle.desc");

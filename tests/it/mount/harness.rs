@@ -142,11 +142,7 @@ impl Mount {
 
     /// Starts the daemon under a wrapper command and waits until the mount is live.
     pub fn start_wrapped(
-        wrapper: &[&str],
-        backing: &Path,
-        mnt: &Path,
-        extra: &[&str],
-        logdir: &Path,
+        wrapper: &[&str], backing: &Path, mnt: &Path, extra: &[&str], logdir: &Path,
     ) -> Self {
         let log = logdir.join(format!("daemon-{}.log", std::process::id()));
         let logfile = fs::File::create(&log).expect("log file");

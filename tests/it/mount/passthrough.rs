@@ -27,9 +27,7 @@ impl Twin {
     /// Runs `op` on both roots, asserts equal outcomes (values or errno), returns it.
     #[track_caller]
     fn same<T: PartialEq + Debug>(
-        &self,
-        what: &str,
-        op: impl Fn(&Path) -> io::Result<T>,
+        &self, what: &str, op: impl Fn(&Path) -> io::Result<T>,
     ) -> Result<T, i32> {
         let a = op(&self.mnt).map_err(|e| errno(&e));
         let b = op(&self.reference).map_err(|e| errno(&e));
@@ -52,10 +50,7 @@ impl Twin {
     /// Like [`Twin::same`], and the operation must fail with `expected`.
     #[track_caller]
     fn fails<T: PartialEq + Debug>(
-        &self,
-        what: &str,
-        expected: i32,
-        op: impl Fn(&Path) -> io::Result<T>,
+        &self, what: &str, expected: i32, op: impl Fn(&Path) -> io::Result<T>,
     ) {
         let got = self.same(what, op);
         assert_eq!(

@@ -148,10 +148,7 @@ fn mount_fuse3_run_directly_finds_fsverity_fuse_on_path() {
 /// `sbin`, probes the mount as root (`extra` too) and as nobody, unmounts, and
 /// checks no daemon is left.
 pub(super) fn mount8_in_namespace(
-    s: &Scratch,
-    sbin: &Path,
-    mount_cmd: &str,
-    extra: &[(&str, Op)],
+    s: &Scratch, sbin: &Path, mount_cmd: &str, extra: &[(&str, Op)],
 ) -> ScriptRun {
     let root = s.dir.path().join("root");
     let _cleanup = Cleanup::new(s.dir.path(), &[]);
@@ -190,11 +187,7 @@ pub(super) fn mount8_in_namespace(
 
 #[track_caller]
 pub(super) fn check_namespace_mount(
-    s: &Scratch,
-    run: &ScriptRun,
-    good: &[u8],
-    argv0: &str,
-    option: &str,
+    s: &Scratch, run: &ScriptRun, good: &[u8], argv0: &str, option: &str,
 ) {
     run.expect_success();
     let Answer::Mount {

@@ -50,12 +50,7 @@ fn descriptor_len(x: &[u8]) -> usize {
 /// OpenSSL and `private`; the 64-byte signature is written to `out` and returned.
 #[track_caller]
 fn openssl_sign(
-    fsv: &Fsverity,
-    openssl: &Openssl,
-    private: &Path,
-    file: &Path,
-    opts: &[&str],
-    out: &Path,
+    fsv: &Fsverity, openssl: &Openssl, private: &Path, file: &Path, opts: &[&str], out: &Path,
 ) -> Vec<u8> {
     let message = fsv.formatted_digest(opts, file);
     openssl.sign(private, &message, out)

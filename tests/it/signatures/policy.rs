@@ -93,11 +93,8 @@ fn wrong_key_is_refused_logged_and_counted() {
 /// Signs `names` (backing files) with OpenSSL and enables them offline with
 /// their signatures; returns their contents.
 fn signed_files(
-    fsv: &Fsverity,
-    openssl: &crate::ioctl::tools::Openssl,
-    s: &crate::mount::harness::Scratch,
-    private: &Path,
-    names: &[&str],
+    fsv: &Fsverity, openssl: &crate::ioctl::tools::Openssl, s: &crate::mount::harness::Scratch,
+    private: &Path, names: &[&str],
 ) -> Vec<Vec<u8>> {
     let keys = keydir(s.dir.path());
     names

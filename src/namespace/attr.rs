@@ -4,45 +4,45 @@ use rustix::fs::Stat;
 
 /// Seconds and nanoseconds since the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timespec {
+pub(crate) struct Timespec {
     /// Seconds.
-    pub sec: i64,
+    pub(crate) sec: i64,
     /// Nanoseconds.
-    pub nsec: u32,
+    pub(crate) nsec: u32,
 }
 
 /// Attributes of one inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attr {
+pub(crate) struct Attr {
     /// Node id (also reported as `st_ino`).
-    pub ino: u64,
+    pub(crate) ino: u64,
     /// Size in bytes (for verity files: the verified size from the descriptor).
-    pub size: u64,
+    pub(crate) size: u64,
     /// 512-byte blocks allocated.
-    pub blocks: u64,
+    pub(crate) blocks: u64,
     /// Access time.
-    pub atime: Timespec,
+    pub(crate) atime: Timespec,
     /// Modification time.
-    pub mtime: Timespec,
+    pub(crate) mtime: Timespec,
     /// Status change time.
-    pub ctime: Timespec,
+    pub(crate) ctime: Timespec,
     /// Full `st_mode`: type and permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Hard links.
-    pub nlink: u32,
+    pub(crate) nlink: u32,
     /// Owner.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// Group.
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// Device number for device nodes.
-    pub rdev: u32,
+    pub(crate) rdev: u32,
     /// Preferred I/O size.
-    pub blksize: u32,
+    pub(crate) blksize: u32,
 }
 
 impl Attr {
     /// Attributes from a backing `stat`, reported under node id `ino`.
-    pub fn from_stat(ino: u64, st: &Stat) -> Self {
+    pub(crate) fn from_stat(ino: u64, st: &Stat) -> Self {
         let ts = |sec: i64, nsec: u64| Timespec {
             sec,
             nsec: nsec as u32,
@@ -64,7 +64,14 @@ impl Attr {
     }
 }
 
-/// The ctime of a stat as a comparable pair.
-pub fn ctime_of(st: &Stat) -> (i64, u64) {
-    (st.st_ctime, st.st_ctime_nsec)
+impl Attr {
+    /// The file type.
+    pub(crate) fn kind(&self) -> rustix::fs::FileType {
+        rustix::fs::FileType::from_raw_mode(self.mode)
+    }
+
+    /// A regular file.
+    pub(crate) fn is_regular(&self) -> bool {
+        self.kind() == rustix::fs::FileType::RegularFile
+    }
 }

@@ -270,9 +270,7 @@ impl SignedMessage {
     /// signer is [`SignatureError::NoKey`]; a signature that does not verify under
     /// the signer's certificate is [`SignatureError::Rejected`].
     pub fn verify<'c>(
-        &self,
-        content: &[u8],
-        certs: &'c [Certificate],
+        &self, content: &[u8], certs: &'c [Certificate],
     ) -> Result<&'c Certificate, SignatureError> {
         let mut hash = self.digest.hash(content);
         if let Some((set, message_digest)) = &self.signed_attributes {
@@ -342,8 +340,7 @@ fn digest_algorithm(alg: &AlgorithmIdentifierOwned) -> Result<DigestAlgorithm, S
 }
 
 fn scheme(
-    alg: &AlgorithmIdentifierOwned,
-    digest: DigestAlgorithm,
+    alg: &AlgorithmIdentifierOwned, digest: DigestAlgorithm,
 ) -> Result<Scheme, SignatureError> {
     no_parameters(alg)?;
     let (scheme, hash) = match alg.oid {

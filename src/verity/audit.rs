@@ -90,10 +90,7 @@ pub struct FileReport {
 
 /// Checks one backing file. `progress` is called with the bytes checked.
 pub fn audit_file(
-    path: &Path,
-    store: Option<&TreeStore>,
-    options: &AuditOptions,
-    progress: &dyn Fn(u64),
+    path: &Path, store: Option<&TreeStore>, options: &AuditOptions, progress: &dyn Fn(u64),
 ) -> FileReport {
     let mut report = FileReport {
         path: path.to_path_buf(),
@@ -183,10 +180,7 @@ fn check_signature(meta: &VerityMetadata, options: &AuditOptions, report: &mut F
 }
 
 fn check_data(
-    file: &File,
-    d: &Descriptor,
-    store: Option<&TreeStore>,
-    report: &mut FileReport,
+    file: &File, d: &Descriptor, store: Option<&TreeStore>, report: &mut FileReport,
     progress: &dyn Fn(u64),
 ) {
     let stored = store
@@ -226,7 +220,7 @@ fn check_data(
     report.tree_stored = d.geometry().tree_size() > 0;
     let verifier = Verifier::new(
         d.clone(),
-        Box::new(tree),
+        Arc::new(tree),
         Arc::new(BlockCache::new(16 << 20)),
     );
     let bs = d.geometry().block_size() as u64;

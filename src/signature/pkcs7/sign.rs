@@ -124,10 +124,7 @@ impl Signer {
     /// A signer from a PEM private key and its certificate (PEM or DER). The
     /// certificate's public key must be the key's.
     pub fn new(
-        key_pem: &str,
-        key_source: &str,
-        cert: &[u8],
-        cert_source: &str,
+        key_pem: &str, key_source: &str, cert: &[u8], cert_source: &str,
     ) -> Result<Self, SignatureError> {
         let key = PrivateKey::from_pem(key_pem, key_source)?;
         let parsed = if cert.trim_ascii_start().starts_with(b"-----BEGIN") {

@@ -1,23 +1,16 @@
-//! Extended attributes, passed through except the verity metadata xattr, which
-//! is invisible and untouchable through the mount.
+//! Extended attributes of the backing directory, passed through except the
+//! verity metadata xattr, which is invisible and untouchable through the
+//! mount. (POSIX ACLs, `system.posix_acl_*`, pass through like the others.)
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{FileType, XattrFlags};
 
-use super::{STATUS_XATTR, VerityFs};
+use super::Passthrough;
 use crate::error::{Error, Result};
+use crate::namespace::XattrReply;
 use crate::store::METADATA_XATTR;
-
-/// Answer to a size query or a value.
-#[derive(Debug, PartialEq, Eq)]
-pub enum XattrReply {
-    /// The size the value (or list) needs.
-    Size(u32),
-    /// The value (or list).
-    Data(Vec<u8>),
-}
 
 /// The metadata xattr and every name under it (`user.fsverity-fuse.*`).
 fn is_reserved(name: &OsStr) -> bool {
@@ -26,31 +19,22 @@ fn is_reserved(name: &OsStr) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
 }
 
-impl VerityFs {
+impl Passthrough {
     fn xattr_path(&self, ino: u64) -> Result<String> {
         let inode = self.inode(ino)?;
         // Through /proc the call reaches the inode itself; a symlink's own
         // xattrs cannot be reached that way, and user xattrs are not allowed on
         // symlinks anyway.
         if inode.kind == FileType::Symlink {
-            return Err(Error::from_errno(libc::EOPNOTSUPP));
+            return Err(Error::NotSupported);
         }
         Ok(inode.proc_path())
     }
 
     /// getxattr; `size` 0 asks for the size.
-    pub fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrReply> {
-        if ino == super::ROOT_ID && name.as_bytes() == STATUS_XATTR.as_bytes() {
-            let json = serde_json::to_vec(&self.status()).map_err(|e| Error::Backing(e.into()))?;
-            return Ok(match size {
-                0 => XattrReply::Size(json.len() as u32),
-                n if (n as usize) < json.len() => return Err(Error::from_errno(libc::ERANGE)),
-                _ => XattrReply::Data(json),
-            });
-        }
-        self.check_not_aborted()?;
+    pub(super) fn get_xattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrReply> {
         if is_reserved(name) {
-            return Err(Error::from_errno(libc::ENODATA));
+            return Err(Error::NoAttribute);
         }
         let path = self.xattr_path(ino)?;
         if size == 0 {
@@ -64,8 +48,7 @@ impl VerityFs {
     }
 
     /// listxattr without the reserved name; `size` 0 asks for the size.
-    pub fn listxattr(&self, ino: u64, size: u32) -> Result<XattrReply> {
-        self.check_not_aborted()?;
+    pub(super) fn list_xattrs(&self, ino: u64, size: u32) -> Result<XattrReply> {
         let path = match self.xattr_path(ino) {
             Ok(p) => p,
             Err(_) => {
@@ -90,31 +73,26 @@ impl VerityFs {
             return Ok(XattrReply::Size(filtered.len() as u32));
         }
         if filtered.len() > size as usize {
-            return Err(Error::from_errno(libc::ERANGE));
+            return Err(Error::Range);
         }
         Ok(XattrReply::Data(filtered))
     }
 
     /// setxattr; the reserved name is refused.
-    pub fn setxattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        self.check_writable()?;
+    pub(super) fn set_xattr(&self, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
         if is_reserved(name) {
-            return Err(Error::NotPermitted(
-                "the verity metadata xattr is reserved".into(),
-            ));
+            return Err(Error::ReservedXattr);
         }
         let path = self.xattr_path(ino)?;
-        let flags = XattrFlags::from_bits(flags as u32).ok_or(Error::from_errno(libc::EINVAL))?;
+        let flags = XattrFlags::from_bits(flags as u32)
+            .ok_or_else(|| Error::InvalidArgument("unknown xattr flags".into()))?;
         Ok(rustix::fs::setxattr(path.as_str(), name, value, flags)?)
     }
 
     /// removexattr; the reserved name is refused.
-    pub fn removexattr(&self, ino: u64, name: &OsStr) -> Result<()> {
-        self.check_writable()?;
+    pub(super) fn remove_xattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         if is_reserved(name) {
-            return Err(Error::NotPermitted(
-                "the verity metadata xattr is reserved".into(),
-            ));
+            return Err(Error::ReservedXattr);
         }
         let path = self.xattr_path(ino)?;
         Ok(rustix::fs::removexattr(path.as_str(), name)?)

@@ -1,14 +1,33 @@
-//! Who may do what, for the checks the kernel leaves to a FUSE daemon: the
-//! write permission the enable ioctl needs (mode bits and POSIX ACLs, as
-//! `inode_permission(MAY_WRITE)` decides), and what a caller process is
-//! (its groups, whether a fatal signal is killing it) from /proc.
+//! The write permission the enable ioctl needs, which the kernel leaves to a
+//! FUSE daemon: mode bits and POSIX ACLs, as `inode_permission(MAY_WRITE)`
+//! decides.
 
 use rustix::fs::Stat;
 
-use super::Caller;
+use super::inode::InodeRef;
+use crate::namespace::Caller;
 
 /// The POSIX access ACL xattr (`system.posix_acl_access`).
-pub(crate) const ACL_ACCESS_XATTR: &str = "system.posix_acl_access";
+const ACL_ACCESS_XATTR: &str = "system.posix_acl_access";
+
+/// Whether `caller` may write the backing object of `inode` (stat `st`),
+/// reading its access ACL if it has one.
+pub(super) fn may_write_inode(inode: &InodeRef, st: &Stat, caller: Caller) -> bool {
+    let path = inode.proc_path();
+    let acl = match rustix::fs::getxattr_query(path.as_str(), ACL_ACCESS_XATTR) {
+        Ok(n) => {
+            let mut buf = vec![0u8; n];
+            rustix::fs::getxattr(path.as_str(), ACL_ACCESS_XATTR, &mut buf[..])
+                .ok()
+                .map(|m| {
+                    buf.truncate(m);
+                    buf
+                })
+        }
+        Err(_) => None,
+    };
+    may_write(st, acl.as_deref(), caller, &caller.groups())
+}
 
 /// `POSIX_ACL_XATTR_VERSION`.
 const ACL_VERSION: u32 = 2;
@@ -49,7 +68,7 @@ fn parse_acl(bytes: &[u8]) -> Option<Vec<AclEntry>> {
 }
 
 /// The caller's groups: its primary group and supplementary groups.
-pub(crate) struct Groups<'a> {
+struct Groups<'a> {
     primary: u32,
     supplementary: &'a [u32],
 }
@@ -65,7 +84,7 @@ impl Groups<'_> {
 /// it: root always may; then the owner's bits, then a named user entry, then
 /// the group class (owning group and named groups, through the mask), then
 /// the others' bits. A malformed ACL denies everyone but root.
-pub(crate) fn may_write(st: &Stat, acl: Option<&[u8]>, caller: Caller, groups: &[u32]) -> bool {
+fn may_write(st: &Stat, acl: Option<&[u8]>, caller: Caller, groups: &[u32]) -> bool {
     if caller.uid == 0 {
         return true;
     }
@@ -126,47 +145,6 @@ fn acl_permits(entries: &[AclEntry], st: &Stat, uid: u32, groups: &Groups<'_>, w
         .iter()
         .find(|e| e.tag == ACL_OTHER)
         .is_some_and(|e| e.perm & want == want)
-}
-
-fn proc_status(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).ok()
-}
-
-/// Supplementary groups of a process (from /proc).
-pub(crate) fn groups_of(pid: u32) -> Vec<u32> {
-    proc_status(pid)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether the thread `tid` is being killed: SIGKILL pending (the kernel
-/// queues it on every thread of a process a fatal signal ends), or gone. The
-/// kernel's enable stops on `fatal_signal_pending`; a FUSE caller killed in
-/// the ioctl waits, unkillable, for the daemon's answer, so the daemon must
-/// notice by itself.
-pub(crate) fn being_killed(tid: u32) -> bool {
-    const SIGKILL_BIT: u64 = 1 << (libc::SIGKILL - 1);
-    let Some(status) = proc_status(tid) else {
-        return true;
-    };
-    status.lines().any(|l| {
-        let pending = l
-            .strip_prefix("SigPnd:")
-            .or_else(|| l.strip_prefix("ShdPnd:"));
-        pending
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .is_some_and(|bits| bits & SIGKILL_BIT != 0)
-    }) || status
-        .lines()
-        .find_map(|l| l.strip_prefix("State:"))
-        .is_some_and(|s| s.trim_start().starts_with(['Z', 'X']))
 }
 
 #[cfg(test)]
@@ -265,11 +243,5 @@ mod tests {
         for bad in [&b""[..], b"\x02\0\0", b"\x01\0\0\0", b"\x02\0\0\0\x01\0"] {
             assert!(!may_write(&st, Some(bad), caller(1001, 5), &[]), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn this_thread_is_not_being_killed() {
-        assert!(!being_killed(std::process::id()));
-        assert!(being_killed(u32::MAX - 7), "no such process");
     }
 }

@@ -22,7 +22,9 @@ use super::enable::find_store;
 use crate::error::Error;
 use crate::format::{DEFAULT_BLOCK_SIZE, Descriptor, HashAlgorithm, TreeParams};
 use crate::merkle::BuildOptions;
-use crate::rpm::{FILE_CONFIG, FILE_GHOST, PackageFile, read_package};
+use header::{FILE_CONFIG, FILE_GHOST, PackageFile, read_package};
+
+mod header;
 use crate::signature::TrustedKeys;
 use crate::store::{EnableError, TreeStore, enable_file, read_metadata};
 

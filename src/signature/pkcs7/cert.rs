@@ -75,8 +75,7 @@ impl Certificate {
     }
 
     pub(super) fn from_x509(
-        cert: x509_cert::Certificate,
-        source: &str,
+        cert: x509_cert::Certificate, source: &str,
     ) -> Result<Parsed, SignatureError> {
         let tbs = cert.tbs_certificate();
         let spki = tbs.subject_public_key_info();
@@ -175,11 +174,7 @@ impl Certificate {
 
     /// Checks `signature` over the prehashed `hash` with this certificate's key.
     pub(super) fn verify(
-        &self,
-        scheme: Scheme,
-        digest: DigestAlgorithm,
-        hash: &[u8],
-        signature: &[u8],
+        &self, scheme: Scheme, digest: DigestAlgorithm, hash: &[u8], signature: &[u8],
     ) -> Result<(), String> {
         let bad = |e: &dyn std::fmt::Display| format!("bad signature: {e}");
         match (&self.key, scheme) {

@@ -8,7 +8,7 @@
 //!   (small-order) keys and non-canonical signatures are rejected.
 //! - **PKCS#7**, the kernel's built-in signature format (what `fsverity sign` and
 //!   `rpmsign --signverity` make), checked against X.509 certificates: see
-//!   [`crate::pkcs7`].
+//!   [`pkcs7`].
 //!
 //! A signature's format is told by its shape: 64 bytes are Ed25519, a DER
 //! SEQUENCE is PKCS#7.
@@ -21,9 +21,11 @@ use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
+use crate::format::MAX_SIGNATURE_SIZE;
 use crate::format::{HashAlgorithm, HashValue, formatted_digest};
-use crate::pkcs7::{self, Certificate, DigestAlgorithm, SignedMessage};
-use crate::store::MAX_SIGNATURE_SIZE;
+use pkcs7::{Certificate, DigestAlgorithm, SignedMessage};
+
+pub mod pkcs7;
 
 /// Size of an Ed25519 signature.
 pub const SIGNATURE_SIZE: usize = 64;
@@ -44,6 +46,9 @@ pub enum SignatureError {
     /// The signer is trusted, but the signature is not valid for this digest.
     #[error("signature rejected: {0}")]
     Rejected(String),
+    /// There is no signature at all (a verity file enabled without one).
+    #[error("no signature")]
+    Unsigned,
     /// Larger than the kernel's `FS_VERITY_MAX_SIGNATURE_SIZE`.
     #[error("signature of {0} bytes is larger than {MAX_SIGNATURE_SIZE}")]
     TooLarge(usize),
@@ -148,9 +153,7 @@ impl Signer {
     /// Signs a file digest. A PKCS#7 signature uses the file's hash algorithm
     /// as its message digest (SHA-256 for BLAKE3 files), as `fsverity sign` does.
     pub fn sign(
-        &self,
-        algorithm: HashAlgorithm,
-        digest: &HashValue,
+        &self, algorithm: HashAlgorithm, digest: &HashValue,
     ) -> Result<Vec<u8>, SignatureError> {
         match self {
             Self::Ed25519(k) => Ok(k.sign(algorithm, digest).to_vec()),
@@ -297,10 +300,7 @@ impl PublicKey {
 
     /// Strictly verifies `signature` over the formatted digest.
     pub fn verify(
-        &self,
-        algorithm: HashAlgorithm,
-        digest: &HashValue,
-        signature: &[u8],
+        &self, algorithm: HashAlgorithm, digest: &HashValue, signature: &[u8],
     ) -> Result<(), SignatureError> {
         let sig = parse_ed25519(signature)?;
         self.key
@@ -444,10 +444,7 @@ impl TrustedKeys {
     /// Checks `signature` (either format) over the formatted digest of
     /// `digest`, and names the trusted key or certificate it verifies under.
     pub fn verify(
-        &self,
-        algorithm: HashAlgorithm,
-        digest: &HashValue,
-        signature: &[u8],
+        &self, algorithm: HashAlgorithm, digest: &HashValue, signature: &[u8],
     ) -> Result<SignerName, SignatureError> {
         match parse_signature(signature)? {
             ParsedSignature::Pkcs7(message) => message

@@ -20,26 +20,25 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 
-use super::verity::InodeVerity;
 use crate::error::{Error, Result};
+use crate::namespace::ROOT_ID;
 use crate::sys::FileHandle;
+use crate::verity::NodeVerity;
 
-/// The FUSE node id of the root.
-pub const ROOT_ID: u64 = 1;
 const SYNTHETIC_BASE: u64 = 1 << 63;
 
 /// One backing object known to the kernel.
 #[derive(Debug)]
-pub struct Inode {
+pub(crate) struct Inode {
     /// FUSE node id.
-    pub id: u64,
+    pub(crate) id: u64,
     /// Backing (device, inode).
-    pub key: (u64, u64),
+    pub(crate) key: (u64, u64),
     /// File type (never changes for an inode).
-    pub kind: FileType,
+    pub(crate) kind: FileType,
     nlookup: AtomicU64,
     /// Verity state and open-file accounting.
-    pub verity: Mutex<InodeVerity>,
+    pub(crate) verity: Arc<NodeVerity>,
     /// The cached `O_PATH` descriptor.
     fd: Mutex<Option<Arc<OwnedFd>>>,
     /// How to reopen it; `None`: the descriptor is never closed.
@@ -49,11 +48,11 @@ pub struct Inode {
 
 /// An inode with its descriptor open for the duration of an operation.
 #[derive(Debug, Clone)]
-pub struct InodeRef {
+pub(crate) struct InodeRef {
     /// The inode.
-    pub inode: Arc<Inode>,
+    pub(crate) inode: Arc<Inode>,
     /// Its `O_PATH` descriptor.
-    pub fd: Arc<OwnedFd>,
+    pub(crate) fd: Arc<OwnedFd>,
 }
 
 impl std::ops::Deref for InodeRef {
@@ -71,14 +70,14 @@ impl AsFd for InodeRef {
 
 impl InodeRef {
     /// The path through /proc that reaches this inode (for calls that need a path).
-    pub fn proc_path(&self) -> String {
+    pub(crate) fn proc_path(&self) -> String {
         format!("/proc/self/fd/{}", self.fd.as_raw_fd())
     }
 }
 
 /// All inodes the kernel holds references to.
 #[derive(Debug)]
-pub struct InodeTable {
+pub(crate) struct InodeTable {
     inner: RwLock<Tables>,
     next_synthetic: AtomicU64,
     root_dev: u64,
@@ -97,14 +96,14 @@ struct Tables {
 
 impl InodeTable {
     /// A table holding the root; at most about `budget` cached descriptors.
-    pub fn new(root_fd: OwnedFd, root_stat: &Stat, budget: usize) -> Self {
+    pub(crate) fn new(root_fd: OwnedFd, root_stat: &Stat, budget: usize) -> Self {
         let key = (root_stat.st_dev, root_stat.st_ino);
         let root = Arc::new(Inode {
             id: ROOT_ID,
             key,
             kind: FileType::Directory,
             nlookup: AtomicU64::new(1),
-            verity: Mutex::new(InodeVerity::default()),
+            verity: Arc::default(),
             fd: Mutex::new(Some(Arc::new(root_fd))),
             handle: None,
             last_used: AtomicU64::new(0),
@@ -132,7 +131,7 @@ impl InodeTable {
     }
 
     /// The inode with node id `id`, its descriptor open.
-    pub fn get(&self, id: u64) -> Result<InodeRef> {
+    pub(crate) fn get(&self, id: u64) -> Result<InodeRef> {
         let inode = self
             .read()
             .by_id
@@ -143,7 +142,7 @@ impl InodeTable {
     }
 
     /// Opens (or reuses) the descriptor of `inode`.
-    pub fn open(&self, inode: Arc<Inode>) -> Result<InodeRef> {
+    pub(crate) fn open(&self, inode: Arc<Inode>) -> Result<InodeRef> {
         inode.last_used.store(
             self.clock.fetch_add(1, Ordering::Relaxed),
             Ordering::Relaxed,
@@ -161,7 +160,7 @@ impl InodeTable {
             .unwrap_or_else(|e| e.into_inner())
             .get(&handle.mount_id)
             .cloned();
-        let mount = mount.ok_or_else(|| Error::from_errno(libc::ESTALE))?;
+        let mount = mount.ok_or(Error::Stale)?;
         let fd = self.opening(|| {
             crate::sys::open_by_handle(
                 mount.as_fd(),
@@ -172,7 +171,7 @@ impl InodeTable {
         })?;
         let st = rustix::fs::fstat(&fd)?;
         if (st.st_dev, st.st_ino) != inode.key {
-            return Err(Error::from_errno(libc::ESTALE));
+            return Err(Error::Stale);
         }
         let fd = Arc::new(fd);
         *slot = Some(fd.clone());
@@ -200,7 +199,7 @@ impl InodeTable {
     }
 
     /// Registers the root's mount (called once at startup).
-    pub fn register_root_mount(&self) {
+    pub(crate) fn register_root_mount(&self) {
         if let Ok(root) = self.get(ROOT_ID) {
             let _ = self.handle_of(&root.fd, FileType::Directory);
         }
@@ -208,7 +207,7 @@ impl InodeTable {
 
     /// Records one more kernel reference to the object `fd`/`stat` describes,
     /// reusing the existing inode if the object is already known.
-    pub fn remember(&self, fd: OwnedFd, stat: &Stat) -> InodeRef {
+    pub(crate) fn remember(&self, fd: OwnedFd, stat: &Stat) -> InodeRef {
         let key = (stat.st_dev, stat.st_ino);
         let existing = {
             let t = self.read();
@@ -240,7 +239,7 @@ impl InodeTable {
             key,
             kind,
             nlookup: AtomicU64::new(1),
-            verity: Mutex::new(InodeVerity::default()),
+            verity: Arc::default(),
             fd: Mutex::new(Some(fd.clone())),
             handle,
             last_used: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
@@ -288,7 +287,9 @@ impl InodeTable {
 
     /// Runs `open`, which makes a new descriptor; when the process is out of
     /// descriptors, closes the idle inode descriptors and tries once more.
-    pub fn opening<T>(&self, open: impl Fn() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    pub(crate) fn opening<T>(
+        &self, open: impl Fn() -> rustix::io::Result<T>,
+    ) -> rustix::io::Result<T> {
         match open() {
             Err(rustix::io::Errno::MFILE | rustix::io::Errno::NFILE) => {
                 tracing::debug!("out of descriptors: closing idle inode descriptors");
@@ -301,7 +302,7 @@ impl InodeTable {
 
     /// Closes every idle descriptor it can: the process ran out of descriptors
     /// (EMFILE), and the caller will retry.
-    pub fn close_all_idle(&self) {
+    pub(crate) fn close_all_idle(&self) {
         self.close_idle(0);
     }
 
@@ -340,7 +341,7 @@ impl InodeTable {
     }
 
     /// Drops `n` kernel references; forgets the inode when none remain.
-    pub fn forget(&self, id: u64, n: u64) {
+    pub(crate) fn forget(&self, id: u64, n: u64) {
         if id == ROOT_ID {
             return;
         }
@@ -371,17 +372,17 @@ impl InodeTable {
 
     /// The node id of the backing object `key` (device, inode), if the kernel
     /// knows it.
-    pub fn id_of(&self, key: (u64, u64)) -> Option<u64> {
+    pub(crate) fn id_of(&self, key: (u64, u64)) -> Option<u64> {
         self.read().by_key.get(&key).copied()
     }
 
     /// Number of inodes held (for status).
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.read().by_id.len()
     }
 
     /// Number of descriptors currently cached.
-    pub fn open_descriptors(&self) -> usize {
+    pub(crate) fn open_descriptors(&self) -> usize {
         self.cached.load(Ordering::Relaxed)
     }
 }
