@@ -5,13 +5,14 @@
 //! spelling; the command daemonizes unless `-f` is given.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
 use super::UsageError;
-use super::mount::{MountArgs, parse_size};
-use crate::verity::OnCorruption;
+use clap::{Args, FromArgMatches};
+
+use super::mount::MountArgs;
 
 /// The flag changes a `mount -o remount,...` asks for (`None`: unchanged).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,30 +62,83 @@ pub(crate) fn detect(argv: &[OsString], subcommands: &[String]) -> Option<(Vec<O
     looks_like_helper.then(|| (argv[1..].to_vec(), Style::Fuse))
 }
 
-fn base_args(backing: PathBuf, mountpoint: PathBuf) -> MountArgs {
-    MountArgs {
-        backing,
-        mountpoint,
-        ro: false,
-        allow_other: false,
-        cache_size: 64 << 20,
-        threads: 4,
-        tree_dir: None,
-        require_verity: false,
-        require_signatures: false,
-        trusted_keys: Vec::new(),
-        on_corruption: OnCorruption::Eio,
-        noexec: false,
-        attr_timeout: 1.0,
-        readahead: 1024,
-    }
-}
-
 fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-/// Parses `SOURCE MOUNTPOINT [-o OPTS]... [-f] [-n] [-s] [-v]`.
+/// Options mount(8) and fstab pass that mean nothing more here: always on
+/// (`nosuid`, `nodev`, `default_permissions`), or mount(8)'s own.
+const IGNORED: &[&str] = &[
+    "default_permissions",
+    "nosuid",
+    "nodev",
+    "suid",
+    "dev",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "sync",
+    "async",
+    "dirsync",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "group",
+    "owner",
+    "nofail",
+    "_netdev",
+    "fsname",
+    "subtype",
+    "comment",
+];
+
+/// The mount command's definition: the one source of the `-o` spellings.
+fn mount_command() -> clap::Command {
+    MountArgs::augment_args(clap::Command::new("fsverity-fuse"))
+}
+
+/// `-o` spelling of a flag: `--allow-other` is `allow_other`.
+fn o_name(long: &str) -> String {
+    long.replace('-', "_")
+}
+
+/// The `-o` options, derived from the mount command's flags, with their help.
+pub(crate) fn options_help() -> String {
+    let mut out = String::new();
+    for arg in mount_command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let value = match arg.get_action().takes_values() {
+            true => format!(
+                "={}",
+                arg.get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or("VALUE".to_owned(), |v| v.to_string())
+            ),
+            false => String::new(),
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<28} {help}\n",
+            format!("{}{value}", o_name(long))
+        ));
+    }
+    out.push_str(&format!("  {:<28} {}\n", "rw, exec", "undo ro, noexec"));
+    out.push_str(&format!(
+        "  {:<28} {}\n",
+        "remount", "change ro/rw and exec/noexec of the live mount"
+    ));
+    out
+}
+
+/// Parses `SOURCE MOUNTPOINT [-o OPTS]... [-f] [-n] [-s] [-v]`: every `-o`
+/// option is the mount command's flag of the same name (`cache_size=1G` is
+/// `--cache-size=1G`), parsed by the same definition.
 pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
     let mut positional = Vec::new();
     let mut options = Vec::new();
@@ -105,23 +159,23 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
             "-v" => verbose = verbose.saturating_add(1),
             "-n" | "--" => {}
             "-h" | "--help" => {
-                return Err(usage(
-                    "usage: fsverity-fuse BACKING MOUNTPOINT [-o OPTION[,OPTION...]] [-f]\n\
-                     options: ro, rw, allow_other, noexec, trusted_key=PATH, require_signatures, require_verity,\n\
-                     tree_dir=DIR, cache_size=SIZE, threads=N, on_corruption=eio|log|abort, attr_timeout=SECONDS,\n\
-                     readahead=KIB; remount (with ro, rw, exec, noexec) changes a live mount",
-                ));
+                return Err(usage(format!(
+                    "usage: fsverity-fuse BACKING MOUNTPOINT [-o OPTION[,OPTION...]] [-f]\noptions:\n{}",
+                    options_help()
+                )));
             }
             o if o.starts_with("-o") => options.push(o[2..].to_owned()),
             o if o.starts_with('-') => return Err(usage(format!("unknown flag '{o}'"))),
-            _ => positional.push(PathBuf::from(a)),
+            _ => positional.push(a.clone()),
         }
     }
-    let [backing, mountpoint] = <[PathBuf; 2]>::try_from(positional)
+    let [backing, mountpoint] = <[OsString; 2]>::try_from(positional)
         .map_err(|_| usage("expected exactly two arguments: BACKING MOUNTPOINT"))?;
-    let mut m = base_args(backing, mountpoint);
+    let command = mount_command();
     let mut remount = false;
     let mut changes = Remount::default();
+    // Flags by name: the last value wins, repeatable ones collect.
+    let mut flags: Vec<(String, Option<String>)> = Vec::new();
     for opt in options
         .iter()
         .flat_map(|o| o.split(','))
@@ -131,78 +185,79 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
-        let need = |what: &str| value.ok_or_else(|| usage(format!("-o {key} needs ={what}")));
+        let long = key.replace('_', "-");
         match key {
             "remount" => remount = true,
-            "ro" | "rw" => {
-                m.ro = key == "ro";
-                changes.read_only = Some(m.ro);
+            "rw" | "exec" => {
+                let undone = if key == "rw" { "ro" } else { "noexec" };
+                flags.retain(|(f, _)| f != undone);
+                match key {
+                    "rw" => changes.read_only = Some(false),
+                    _ => changes.noexec = Some(false),
+                }
             }
-            "allow_other" => m.allow_other = true,
-            "noexec" | "exec" => {
-                m.noexec = key == "noexec";
-                changes.noexec = Some(m.noexec);
+            k if IGNORED.contains(&k) || k.starts_with("x-") => {}
+            _ => {
+                let Some(arg) = command
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(&long))
+                else {
+                    if sloppy {
+                        tracing::debug!(option = key, "ignoring unknown option (-s)");
+                        continue;
+                    }
+                    return Err(usage(format!("unknown mount option '{key}'")));
+                };
+                let takes = arg.get_action().takes_values();
+                match (takes, value) {
+                    (true, None) => return Err(usage(format!("-o {key} needs a value"))),
+                    (false, Some(_)) => return Err(usage(format!("-o {key} takes no value"))),
+                    _ => {}
+                }
+                if !matches!(arg.get_action(), clap::ArgAction::Append) {
+                    flags.retain(|(f, _)| *f != long);
+                }
+                match long.as_str() {
+                    "ro" => changes.read_only = Some(true),
+                    "noexec" => changes.noexec = Some(true),
+                    _ => {}
+                }
+                flags.push((long, value.map(str::to_owned)));
             }
-            "require_signatures" => m.require_signatures = true,
-            "require_verity" => m.require_verity = true,
-            "trusted_key" => m.trusted_keys.push(PathBuf::from(need("PATH")?)),
-            "tree_dir" => m.tree_dir = Some(PathBuf::from(need("DIR")?)),
-            "cache_size" => m.cache_size = parse_size(need("SIZE")?).map_err(usage)?,
-            "threads" => {
-                m.threads = need("N")?
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .ok_or_else(|| usage("-o threads=N takes 1 to 256"))?
-            }
-            "on_corruption" => m.on_corruption = need("MODE")?.parse().map_err(usage)?,
-            "readahead" => {
-                m.readahead = need("KIB")?
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 65536)
-                    .ok_or_else(|| usage("-o readahead=KIB takes 0 to 65536"))?
-            }
-            "attr_timeout" => {
-                m.attr_timeout = need("SECONDS")?
-                    .parse()
-                    .map_err(|_| usage("-o attr_timeout takes seconds"))?
-            }
-            // Always on, or meaningless for this filesystem: accepted, ignored.
-            "default_permissions"
-            | "nosuid"
-            | "nodev"
-            | "suid"
-            | "dev"
-            | "atime"
-            | "noatime"
-            | "relatime"
-            | "strictatime"
-            | "nodiratime"
-            | "diratime"
-            | "sync"
-            | "async"
-            | "dirsync"
-            | "defaults"
-            | "auto"
-            | "noauto"
-            | "user"
-            | "nouser"
-            | "users"
-            | "group"
-            | "owner"
-            | "nofail"
-            | "_netdev"
-            | "fsname"
-            | "subtype"
-            | "comment" => {}
-            k if k.starts_with("x-") => {}
-            other if sloppy => tracing::debug!(option = other, "ignoring unknown option (-s)"),
-            other => return Err(usage(format!("unknown mount option '{other}'"))),
         }
     }
+    let mut argv: Vec<OsString> = vec!["fsverity-fuse".into(), backing, mountpoint];
+    for (long, value) in flags {
+        argv.push(match value {
+            Some(v) => format!("--{long}={v}").into(),
+            None => format!("--{long}").into(),
+        });
+    }
+    let matches = command.clone().try_get_matches_from(argv).map_err(|e| {
+        // clap's message, with the flags in their -o spelling.
+        let text = e.to_string();
+        let mut text = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_owned();
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                for value in arg.get_value_names().into_iter().flatten() {
+                    text = text.replace(
+                        &format!("'--{long} <{value}>'"),
+                        &format!("'-o {}'", o_name(long)),
+                    );
+                }
+                text = text.replace(&format!("'--{long}'"), &format!("'-o {}'", o_name(long)));
+            }
+        }
+        usage(text)
+    })?;
+    let mount = MountArgs::from_arg_matches(&matches).map_err(|e| usage(e.to_string()))?;
     Ok(HelperArgs {
-        mount: m,
+        mount,
         remount: remount.then_some(changes),
         foreground,
         fake,
@@ -213,6 +268,39 @@ pub(crate) fn parse(args: &[OsString], style: Style) -> Result<HelperArgs> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verity::OnCorruption;
+    use std::path::PathBuf;
+
+    #[test]
+    fn every_mount_flag_has_an_o_spelling_in_the_help() {
+        let help = options_help();
+        for arg in mount_command().get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(help.contains(&o_name(long)), "{long} missing from:\n{help}");
+                // And it parses.
+                let value = arg.get_action().takes_values().then_some("=1");
+                let opt = format!("{}{}", o_name(long), value.unwrap_or_default());
+                let opt = match long {
+                    "on-corruption" => "on_corruption=log".to_owned(),
+                    _ => opt,
+                };
+                parse(&os(&["/b", "/m", "-o", &opt]), Style::Fuse)
+                    .unwrap_or_else(|e| panic!("-o {opt}: {e}"));
+            }
+        }
+        assert!(help.contains("readahead=KIB"), "{help}");
+    }
+
+    #[test]
+    fn later_options_win_and_rw_undoes_ro() {
+        let h = parse(
+            &os(&["/b", "/m", "-o", "ro,threads=2", "-o", "rw,threads=8"]),
+            Style::Fuse,
+        )
+        .expect("parses");
+        assert!(!h.mount.ro);
+        assert_eq!(h.mount.threads, 8);
+    }
 
     fn parse_fuse(args: &[OsString]) -> Result<HelperArgs> {
         parse(args, Style::Fuse)

@@ -6,10 +6,8 @@ use std::os::unix::fs::FileExt;
 
 use super::harness::{Scratch, is_mounted, require_fuse};
 
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    crate::util::random_bytes(len, seed)
 }
 
 #[test]
@@ -146,7 +144,7 @@ fn more_inodes_than_descriptors_stay_reachable() {
     let s = Scratch::new();
     let names: Vec<String> = (0..1500).map(|i| format!("d{}/f{i}", i % 10)).collect();
     for (i, n) in names.iter().enumerate() {
-        s.write(n, &data(2 * 4096 + i, i as u8));
+        s.write(n, &data(2 * 4096 + i, i as u64));
     }
     let verity: Vec<&str> = names.iter().step_by(3).map(String::as_str).collect();
     s.enable(&verity, &[]);
@@ -154,7 +152,7 @@ fn more_inodes_than_descriptors_stay_reachable() {
     for round in 0..2 {
         for (i, n) in names.iter().enumerate() {
             let got = fs::read(m.p(n)).unwrap_or_else(|e| panic!("round {round}, {n}: {e}"));
-            assert_eq!(got, data(2 * 4096 + i, i as u8), "round {round}, {n}");
+            assert_eq!(got, data(2 * 4096 + i, i as u64), "round {round}, {n}");
         }
     }
     let log = m.log();

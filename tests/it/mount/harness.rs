@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_fsverity-fuse")
-}
+pub(crate) use crate::util::bin;
 
 /// True if FUSE mounts can run here. Under CI=true a missing FUSE is a failure,
 /// never a skip.
@@ -120,6 +117,27 @@ pub struct Mount {
     log: PathBuf,
 }
 
+/// How long a daemon may take to mount.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Waits until `mnt` shows a fuse.fsverity-fuse mount, failing the test (with
+/// the daemon's `log`) when `child` exits first or it takes longer than
+/// [`PATIENCE`]. Polls /proc/self/mountinfo; never sleeps blindly.
+pub fn wait_mounted(mnt: &Path, child: &mut Child, log: impl Fn() -> String) {
+    let deadline = Instant::now() + PATIENCE;
+    while !is_mounted(mnt) {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            panic!("daemon exited before mounting ({status}): {}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mount within {PATIENCE:?}: {}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether `mnt` is a mount point of type fuse.fsverity-fuse.
 pub fn is_mounted(mnt: &Path) -> bool {
     let mnt = mnt.canonicalize().unwrap_or_else(|_| mnt.to_path_buf());
@@ -173,18 +191,9 @@ impl Mount {
             child: Some(child),
             log,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(mnt) {
-            if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("daemon exited before mounting ({status}): {}", m.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mount did not appear within 20 s: {}",
-                m.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = m.child.as_mut().expect("just spawned");
+        let log = m.log.clone();
+        wait_mounted(mnt, child, || fs::read_to_string(&log).unwrap_or_default());
         m
     }
 

@@ -15,19 +15,10 @@ use super::harness::Scratch;
 /// The kernel's page size on this machine: the unit of FUSE reads and of EIO.
 pub const PAGE: u64 = 4096;
 
-/// `len` deterministic bytes from Marsaglia's xorshift64 seeded with `seed`, so
-/// every block of a test file is distinct (a misplaced block cannot compare equal).
+/// `len` deterministic bytes (see [`crate::util::random_bytes`]), so every
+/// block of a test file is distinct (a misplaced block cannot compare equal).
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    crate::util::random_bytes(len, seed)
 }
 
 /// The errno of an I/O error (0 if it has none).

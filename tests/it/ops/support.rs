@@ -13,18 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::mount::harness::{Scratch, is_mounted};
+use crate::mount::harness::Scratch;
 use crate::mount::support::{data, flip_byte, scratch_with_store};
 
 pub(super) use super::probe::{Answer, Op};
 
-/// How long a daemon may take to appear, or to go away.
-pub(super) const PATIENCE: Duration = Duration::from_secs(20);
-
-/// The binary under test.
-pub(super) fn bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_fsverity-fuse"))
-}
+pub(super) use crate::mount::harness::PATIENCE;
+pub(super) use crate::util::bin;
 
 /// The repository root (for docs/systemd and scripts/install.sh).
 pub(super) fn repo() -> &'static Path {
@@ -288,18 +283,12 @@ impl Foreground {
 
     /// Waits until the mount is in /proc/self/mountinfo.
     pub(super) fn wait_live(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        while !is_mounted(&self.mnt) {
-            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
-                panic!("daemon exited ({status}) before mounting: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no mount within {PATIENCE:?}: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mnt = self.mnt.clone();
+        let log = self.log.clone();
+        let child = self.child_mut();
+        crate::mount::harness::wait_mounted(&mnt, child, || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        });
     }
 
     fn child_mut(&mut self) -> &mut Child {
