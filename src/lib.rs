@@ -4,6 +4,7 @@
 //!   with the kernel and fsverity-utils;
 //! - [`merkle`]: streaming tree construction and block verification into
 //!   [`merkle::VerifiedBytes`];
+//! - [`image`]: composefs (EROFS) images, read and written;
 //! - [`cli`]: the `fsverity-fuse` command line.
 
 pub mod audit;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod fs;
 pub mod fuse;
+pub mod image;
 pub mod ioctl;
 pub mod merkle;
 pub mod mount;
