@@ -54,9 +54,12 @@ mod reader;
 pub mod scan;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
+pub use erofs::{makedev, split_dev};
 pub use error::{ImageError, Problem, QueryError};
 pub use image::{Image, ReadDir};
 pub use model::{Attr, Content, Data, DirEntry, External, FileType, Ino};
-pub use erofs::{makedev, split_dev};
 pub use overlay::{MetacopyError, object_path};
 pub use writer::{Body, INLINE_MAX, Node, Tree, WriteError, write_image};

@@ -191,7 +191,9 @@ impl<'a> Data<'a> {
                     len,
                     ..
                 },
-            ] => self.image.get(*p..p.checked_add(usize::try_from(*len).ok()?)?),
+            ] => self
+                .image
+                .get(*p..p.checked_add(usize::try_from(*len).ok()?)?),
             _ => None,
         }
     }

@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn escaping_and_visibility() {
-        let table: [(&[u8], &[u8], Option<&[u8]>); 5] = [
+        type Row = (&'static [u8], &'static [u8], Option<&'static [u8]>);
+        let table: [Row; 5] = [
             (b"user.a", b"user.a", Some(b"user.a")),
             (b"trusted.a", b"trusted.a", Some(b"trusted.a")),
             (

@@ -21,6 +21,13 @@ const NAME_MAX: usize = 255;
 /// Longest symlink target (the kernel reads at most one page, less the NUL).
 const SYMLINK_MAX: u64 = 4095;
 
+/// A byte range of the image: start, end.
+pub(crate) type Span = (usize, usize);
+/// A raw xattr: name index, name suffix, value.
+type RawXattr = (u8, Span, Span);
+/// A raw directory entry: name, nid, file type byte.
+type RawEntry = (Span, u64, u8);
+
 /// One parsed inode.
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -34,7 +41,7 @@ pub(crate) struct Node {
     pub(crate) size: u64,
     pub(crate) rdev: u64,
     /// Visible xattrs in the order the kernel lists them: name, value range.
-    pub(crate) xattrs: Vec<(Box<[u8]>, (usize, usize))>,
+    pub(crate) xattrs: Vec<(Box<[u8]>, Span)>,
     pub(crate) body: Body,
 }
 
@@ -42,10 +49,7 @@ pub(crate) struct Node {
 #[derive(Debug)]
 pub(crate) enum Body {
     /// Directory: its parent and its entries (names as image ranges), sorted by name.
-    Dir {
-        parent: Ino,
-        entries: Vec<Entry>,
-    },
+    Dir { parent: Ino, entries: Vec<Entry> },
     /// Symlink target (an image range).
     Symlink(usize, usize),
     /// Regular file bytes in the image.
@@ -152,6 +156,7 @@ impl Parser<'_> {
         // Inodes already reached, by nid: hard links share an inode, but a
         // directory may be reached only once.
         let mut seen: HashMap<u64, Ino> = HashMap::from([(root_nid, root)]);
+        let mut whiteouts: HashSet<u64> = HashSet::new();
         let mut queue = VecDeque::from([(root, root)]);
         while let Some((dir, parent)) = queue.pop_front() {
             let raw = self.dir_entries(dir)?;
@@ -160,6 +165,9 @@ impl Parser<'_> {
                 let name_bytes = &self.img[name.0..name.1];
                 if name_bytes == b"." || name_bytes == b".." {
                     continue;
+                }
+                if whiteouts.contains(&nid) {
+                    continue; // a whiteout at the root, already hidden
                 }
                 let ino = match seen.get(&nid).copied() {
                     Some(ino) if self.node(ino).kind == FileType::Directory => {
@@ -177,6 +185,26 @@ impl Parser<'_> {
                     Some(ino) => ino,
                     None => {
                         let ino = self.add(nid, Some(Origin { parent: dir, name }))?;
+                        let node = self.node(ino);
+                        if node.kind == FileType::CharDevice && node.rdev == 0 {
+                            // An overlayfs whiteout. The kernel hides those of the
+                            // root (mkcomposefs writes 256 there), but lists those
+                            // of other directories in readdir while lookup fails:
+                            // a view no query can reproduce, so they are refused.
+                            if dir != root {
+                                return Err(self.err(
+                                    ino,
+                                    Problem::OverlayFeature(
+                                        "a whiteout (character device 0:0) outside the root",
+                                    ),
+                                ));
+                            }
+                            self.nodes.pop();
+                            self.origins.pop();
+                            self.nid_of.pop();
+                            whiteouts.insert(nid);
+                            continue;
+                        }
                         seen.insert(nid, ino);
                         if self.node(ino).kind == FileType::Directory {
                             queue.push_back((ino, dir));
@@ -328,7 +356,9 @@ impl Parser<'_> {
             } else if name == overlay::REDIRECT {
                 redirect = Some(value);
             } else if name == b"trusted.overlay.whiteout" && kind == FileType::Regular {
-                return Err(Problem::OverlayFeature("xwhiteouts (trusted.overlay.whiteout)").into());
+                return Err(
+                    Problem::OverlayFeature("xwhiteouts (trusted.overlay.whiteout)").into(),
+                );
             }
             if let Some(shown) = overlay::visible_name(&name) {
                 visible.push((shown.into_boxed_slice(), value));
@@ -398,9 +428,7 @@ impl Parser<'_> {
                     Body::External(digest)
                 }
                 None => match layout {
-                    DataLayout::ChunkBased => {
-                        Body::Data(self.chunk_extents(&h, body_start)?)
-                    }
+                    DataLayout::ChunkBased => Body::Data(self.chunk_extents(&h, body_start)?),
                     _ => Body::Data(self.flat_extents(&h, layout, at, body_start)?),
                 },
             },
@@ -423,12 +451,7 @@ impl Parser<'_> {
 
     /// The raw xattrs of an inode: (name index, suffix range, value range), the
     /// inline ones first, then the shared ones, as the kernel lists them.
-    #[allow(clippy::type_complexity)]
-    fn xattrs(
-        &mut self,
-        start: usize,
-        len: usize,
-    ) -> Result<Vec<(u8, (usize, usize), (usize, usize))>, Fail> {
+    fn xattrs(&mut self, start: usize, len: usize) -> Result<Vec<RawXattr>, Fail> {
         let mut out = Vec::new();
         if len == 0 {
             return Ok(out);
@@ -478,8 +501,7 @@ impl Parser<'_> {
 
     /// One xattr entry at `at`, ending at or before `end`: the entry and its
     /// aligned size.
-    #[allow(clippy::type_complexity)]
-    fn entry(&self, at: usize, end: usize) -> Option<((u8, (usize, usize), (usize, usize)), usize)> {
+    fn entry(&self, at: usize, end: usize) -> Option<(RawXattr, usize)> {
         let head = self.img.get(at..at.checked_add(erofs::XATTR_ENTRY_SIZE)?)?;
         let name_len = usize::from(head[0]);
         let index = head[1];
@@ -626,8 +648,7 @@ impl Parser<'_> {
 
     /// The raw entries of directory `dir`: (name range, nid, file type byte),
     /// validated as the kernel reads them and in strictly ascending order.
-    #[allow(clippy::type_complexity)]
-    fn dir_entries(&mut self, dir: Ino) -> Result<Vec<((usize, usize), u64, u8)>, ImageError> {
+    fn dir_entries(&mut self, dir: Ino) -> Result<Vec<RawEntry>, ImageError> {
         let nid = self.nid_of[index(dir)];
         let at = self.inode_offset(nid);
         let (_, h, hsize) = self
@@ -642,7 +663,7 @@ impl Parser<'_> {
             .map_err(|f| f.into_error(self, dir))?;
         let mut out = Vec::new();
         let mut block = 0u64;
-        let mut prev: Option<(usize, usize)> = None;
+        let mut prev: Option<Span> = None;
         for e in extents {
             let Some(start) = e.physical else { continue };
             let mut off = 0u64;
@@ -660,20 +681,21 @@ impl Parser<'_> {
     }
 
     /// Reads one directory block of `size` bytes at `base`.
-    #[allow(clippy::type_complexity)]
     fn dir_block(
         &self,
         base: usize,
         size: usize,
         block: u64,
-        out: &mut Vec<((usize, usize), u64, u8)>,
-        prev: &mut Option<(usize, usize)>,
+        out: &mut Vec<RawEntry>,
+        prev: &mut Option<Span>,
     ) -> Result<(), Problem> {
         let bad = |what| Problem::DirBlock { block, what };
         let b = &self.img[base..base + size];
         let first = usize::from(le16(b, 8).ok_or(bad("shorter than one entry"))?);
         if first < erofs::DIRENT_SIZE || first > size || first % erofs::DIRENT_SIZE != 0 {
-            return Err(bad("the first name offset is not a whole entry table inside the block"));
+            return Err(bad(
+                "the first name offset is not a whole entry table inside the block",
+            ));
         }
         let n = first / erofs::DIRENT_SIZE;
         for i in 0..n {
@@ -682,10 +704,14 @@ impl Parser<'_> {
             let name_off = usize::from(le16(b, d + 8).ok_or(bad("entry table cut short"))?);
             let ft = b[d + 10];
             let name_end = if i + 1 < n {
-                usize::from(le16(b, d + 8 + erofs::DIRENT_SIZE).ok_or(bad("entry table cut short"))?)
+                usize::from(
+                    le16(b, d + 8 + erofs::DIRENT_SIZE).ok_or(bad("entry table cut short"))?,
+                )
             } else {
                 // The last name ends at the first NUL or at the end of the block.
-                let rest = b.get(name_off..).ok_or(bad("a name offset lies past the block"))?;
+                let rest = b
+                    .get(name_off..)
+                    .ok_or(bad("a name offset lies past the block"))?;
                 name_off + rest.iter().position(|&c| c == 0).unwrap_or(rest.len())
             };
             if name_off < first || name_end < name_off || name_end > size {

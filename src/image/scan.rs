@@ -220,7 +220,8 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
     }
     let mut stats = ScanStats::default();
     let mut tree = Tree::default();
-    tree.nodes.push(node_of(src, "/".into(), &meta, Body::Dir(BTreeMap::new()))?);
+    tree.nodes
+        .push(node_of(src, "/".into(), &meta, Body::Dir(BTreeMap::new()))?);
     stats.inodes += 1;
     stats.directories += 1;
     let mut links: HashMap<(u64, u64), usize> = HashMap::new();
@@ -242,7 +243,8 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
                 _ => {
                     let body = body_of(&path, &meta, store, &mut stats)?;
                     let is_dir = matches!(body, Body::Dir(_));
-                    tree.nodes.push(node_of(&path, child_rel.clone(), &meta, body)?);
+                    tree.nodes
+                        .push(node_of(&path, child_rel.clone(), &meta, body)?);
                     let i = tree.nodes.len() - 1;
                     stats.inodes += 1;
                     if is_dir {
@@ -277,7 +279,13 @@ fn body_of(
     Ok(if ft.is_dir() {
         Body::Dir(BTreeMap::new())
     } else if ft.is_symlink() {
-        Body::Symlink(fs::read_link(path).map_err(read_err)?.as_os_str().as_bytes().to_vec())
+        Body::Symlink(
+            fs::read_link(path)
+                .map_err(read_err)?
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        )
     } else if ft.is_file() {
         let file = File::open(path).map_err(read_err)?;
         if meta.len() <= INLINE_MAX {

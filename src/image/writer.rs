@@ -294,7 +294,8 @@ pub fn write_image(tree: &Tree) -> Result<Vec<u8>, WriteError> {
     for (i, p) in plans.iter().enumerate() {
         let len = block_len(p);
         if len > 0 {
-            blkaddr[i] = u32::try_from(data_pos / bs).map_err(|_| WriteError::TooLarge("blocks"))?;
+            blkaddr[i] =
+                u32::try_from(data_pos / bs).map_err(|_| WriteError::TooLarge("blocks"))?;
             data_pos += erofs::round_up(len, bs);
         }
     }
