@@ -4,7 +4,8 @@
 #   setup_packages [PKG...]   Debian packages (default: everything the project uses)
 #   setup_rust                cargo with rustfmt and clippy
 #   setup_fuse                /dev/fuse (fatal under CI=true when missing)
-SETUP_PACKAGES=(fuse3 fsverity attr e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd
+SETUP_PACKAGES=(fuse3 fsverity attr e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd erofs-utils
+  libssl-dev pkg-config
   util-linux systemd)
 
 setup_die() { echo "setup: $*" >&2; exit 1; }

@@ -1,6 +1,7 @@
 //! The integration test binary: one binary, one module per area.
 
 mod digest;
+mod image;
 mod ioctl;
 mod mount;
 mod ops;
