@@ -360,7 +360,11 @@ impl Parser<'_> {
                     Problem::OverlayFeature("xwhiteouts (trusted.overlay.whiteout)").into(),
                 );
             }
-            if let Some(shown) = overlay::visible_name(&name) {
+            // The VFS refuses user.* xattrs on anything but regular files and
+            // directories (`xattr_permission`): the kernel never shows them.
+            let user_hidden = name.starts_with(b"user.")
+                && !matches!(kind, FileType::Regular | FileType::Directory);
+            if let Some(shown) = overlay::visible_name(&name).filter(|_| !user_hidden) {
                 visible.push((shown.into_boxed_slice(), value));
             }
         }
