@@ -44,6 +44,15 @@ struct Summary<'a> {
 /// Runs the subcommand.
 pub(crate) fn run(args: &MkimageArgs) -> Result<bool> {
     let store = ObjectStore::open(&args.objects)?;
+    refuse_inside(&args.src, store.dir(), "--objects")?;
+    if let Some(parent) = args.image.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        refuse_inside(&args.src, parent, "IMAGE")?;
+    }
     let (tree, stats) = scan::scan(&args.src, &store)?;
     let bytes = crate::image::write_image(&tree)
         .with_context(|| format!("can't write an image of '{}'", args.src.display()))?;
@@ -75,6 +84,28 @@ pub(crate) fn run(args: &MkimageArgs) -> Result<bool> {
     }
     out.flush().context("writing to standard output")?;
     Ok(true)
+}
+
+/// A usage error if `path` (which may not exist yet) lies inside `src`: the
+/// scan would describe the image or the objects being written.
+fn refuse_inside(src: &Path, path: &Path, what: &str) -> Result<()> {
+    let Ok(src) = src.canonicalize() else {
+        return Ok(()); // a missing SRC is reported by the scan, naming it
+    };
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    // The nearest existing ancestor, resolved, decides where `path` will be.
+    let Some(resolved) = absolute.ancestors().find_map(|a| a.canonicalize().ok()) else {
+        return Ok(());
+    };
+    if resolved.starts_with(&src) {
+        return Err(super::UsageError(format!(
+            "{what} '{}' is inside SRC '{}'",
+            absolute.display(),
+            src.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.

@@ -20,8 +20,9 @@ pub enum ImageError {
         /// The bytes found there.
         found: u32,
     },
-    /// A block size other than 2^9 to 2^12.
-    #[error("unsupported EROFS block size 2^{0}: supported are 2^9 to 2^12")]
+    /// A block size other than 4096 bytes (what composefs and, on 4 KiB-page
+    /// machines, mkfs.erofs write).
+    #[error("unsupported EROFS block size 2^{0}: only 4096-byte blocks are supported")]
     BlockSize(u8),
     /// `feature_incompat` bits this reader does not implement.
     #[error(

@@ -18,6 +18,8 @@ use crate::format::HashValue;
 
 /// Longest name the kernel accepts in an EROFS directory (`EROFS_NAME_LEN`).
 const NAME_MAX: usize = 255;
+/// How a whiteout below the root is named in errors.
+const WHITEOUT_BELOW_ROOT: &str = "a whiteout (character device 0:0) outside the root";
 /// Longest symlink target (the kernel reads at most one page, less the NUL).
 const SYMLINK_MAX: u64 = 4095;
 
@@ -108,7 +110,7 @@ pub(crate) fn parse(img: &[u8]) -> Result<Tables, ImageError> {
     if magic != erofs::SUPER_MAGIC {
         return Err(ImageError::BadMagic { found: magic });
     }
-    if !(9..=12).contains(&sb.blkszbits) {
+    if sb.blkszbits != erofs::BLOCK_BITS {
         return Err(ImageError::BlockSize(sb.blkszbits));
     }
     let unsupported = sb.feature_incompat & !erofs::INCOMPAT_SUPPORTED;
@@ -167,7 +169,14 @@ impl Parser<'_> {
                     continue;
                 }
                 if whiteouts.contains(&nid) {
-                    continue; // a whiteout at the root, already hidden
+                    if dir == root {
+                        continue; // a whiteout of the root, hidden
+                    }
+                    let mut e = self.err(dir, Problem::OverlayFeature(WHITEOUT_BELOW_ROOT));
+                    if let ImageError::Inode { nid: n, .. } = &mut e {
+                        *n = nid;
+                    }
+                    return Err(e);
                 }
                 let ino = match seen.get(&nid).copied() {
                     Some(ino) if self.node(ino).kind == FileType::Directory => {
@@ -192,12 +201,9 @@ impl Parser<'_> {
                             // of other directories in readdir while lookup fails:
                             // a view no query can reproduce, so they are refused.
                             if dir != root {
-                                return Err(self.err(
-                                    ino,
-                                    Problem::OverlayFeature(
-                                        "a whiteout (character device 0:0) outside the root",
-                                    ),
-                                ));
+                                return Err(
+                                    self.err(ino, Problem::OverlayFeature(WHITEOUT_BELOW_ROOT))
+                                );
                             }
                             self.nodes.pop();
                             self.origins.pop();
@@ -395,7 +401,7 @@ impl Parser<'_> {
                 if h.size == 0 || h.size > SYMLINK_MAX || layout == DataLayout::ChunkBased {
                     return Err(Problem::Symlink(h.size).into());
                 }
-                let ext = self.flat_extents(&h, layout, at, body_start)?;
+                let ext = self.flat_extents(&h, layout, body_start)?;
                 match ext.as_slice() {
                     [
                         Extent {
@@ -433,7 +439,7 @@ impl Parser<'_> {
                 }
                 None => match layout {
                     DataLayout::ChunkBased => Body::Data(self.chunk_extents(&h, body_start)?),
-                    _ => Body::Data(self.flat_extents(&h, layout, at, body_start)?),
+                    _ => Body::Data(self.flat_extents(&h, layout, body_start)?),
                 },
             },
             _ => Body::Special,
@@ -459,6 +465,10 @@ impl Parser<'_> {
         let mut out = Vec::new();
         if len == 0 {
             return Ok(out);
+        }
+        if len == erofs::XATTR_IBODY_HEADER_SIZE {
+            // The kernel answers EOPNOTSUPP for every xattr call on such an inode.
+            return Err(Problem::Xattr("an xattr area with a header and no xattrs").into());
         }
         self.spend(len as u64)?;
         let body = start
@@ -528,10 +538,8 @@ impl Parser<'_> {
         &mut self,
         h: &InodeHeader,
         layout: DataLayout,
-        inode_at: usize,
         tail_at: usize,
     ) -> Result<Vec<Extent>, Fail> {
-        let _ = inode_at;
         if h.size == 0 {
             return Ok(Vec::new());
         }
@@ -663,7 +671,7 @@ impl Parser<'_> {
         let layout = DataLayout::from_raw(h.layout_raw).unwrap_or(DataLayout::FlatPlain);
         let tail_at = at + hsize + erofs::xattr_ibody_size(h.xattr_icount);
         let extents = self
-            .flat_extents(&h, layout, at, tail_at)
+            .flat_extents(&h, layout, tail_at)
             .map_err(|f| f.into_error(self, dir))?;
         let mut out = Vec::new();
         let mut block = 0u64;

@@ -326,6 +326,18 @@ fn a_written_tree_reads_back() {
 }
 
 #[test]
+fn images_are_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Image>();
+    let img = Image::parse(write_image(&sample()).expect("write")).expect("parse");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(img.readdir(img.root()).expect("readdir").count(), 13));
+        }
+    });
+}
+
+#[test]
 fn the_same_tree_gives_the_same_bytes() {
     let a = write_image(&sample()).expect("write");
     let b = write_image(&sample()).expect("write");

@@ -273,7 +273,7 @@ pub fn write_image(tree: &Tree) -> Result<Vec<u8>, WriteError> {
     for p in &plans {
         pos = erofs::round_up(pos, erofs::SLOT_SIZE);
         let fixed = erofs::EXTENDED_INODE_SIZE + p.xattr_size();
-        let tail = inline_len(p);
+        let tail = p.inline.len();
         if tail > 0 && (pos + fixed) % bs + tail > bs {
             pos = erofs::round_up(pos, bs);
         }
@@ -292,7 +292,7 @@ pub fn write_image(tree: &Tree) -> Result<Vec<u8>, WriteError> {
     let mut data_pos = erofs::round_up(xpos, bs);
     let mut blkaddr = vec![0u32; plans.len()];
     for (i, p) in plans.iter().enumerate() {
-        let len = block_len(p);
+        let len = p.blocks.len();
         if len > 0 {
             blkaddr[i] =
                 u32::try_from(data_pos / bs).map_err(|_| WriteError::TooLarge("blocks"))?;
@@ -619,16 +619,6 @@ fn share_xattrs(plans: &mut [Plan]) -> Vec<Stored> {
         p.local = local;
     }
     table
-}
-
-/// The byte length of the inline part after an inode's xattrs.
-fn inline_len(p: &Plan) -> usize {
-    p.inline.len()
-}
-
-/// The byte length of an inode's data blocks.
-fn block_len(p: &Plan) -> usize {
-    p.blocks.len()
 }
 
 /// Size of a directory with these names (plus `.` and `..`) and its tail.

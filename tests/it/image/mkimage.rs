@@ -340,4 +340,22 @@ fn mkimage_refuses_bad_arguments() {
     assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
     assert!(!dir.path().join("img").exists());
     run_bin(["mkimage", "only-one-arg"]).expect_code(2);
+    // The store or the image inside the tree being described: a usage error.
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("mkdir src");
+    for (image, objects) in [
+        (dir.path().join("img"), src.join("objects")),
+        (src.join("img"), dir.path().join("objects")),
+    ] {
+        let out = run_bin([
+            OsStr::new("mkimage"),
+            src.as_os_str(),
+            image.as_os_str(),
+            OsStr::new("--objects"),
+            objects.as_os_str(),
+        ]);
+        out.expect_code(2);
+        assert!(out.stderr.contains("is inside SRC"), "{}", out.stderr);
+        assert!(!image.exists() && !objects.exists(), "nothing written");
+    }
 }
