@@ -43,16 +43,9 @@ struct Summary<'a> {
 
 /// Runs the subcommand.
 pub(crate) fn run(args: &MkimageArgs) -> Result<bool> {
+    refuse_inside(&args.src, &args.objects, "--objects")?;
+    refuse_inside(&args.src, &args.image, "IMAGE")?;
     let store = ObjectStore::open(&args.objects)?;
-    refuse_inside(&args.src, store.dir(), "--objects")?;
-    if let Some(parent) = args.image.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        refuse_inside(&args.src, parent, "IMAGE")?;
-    }
     let (tree, stats) = scan::scan(&args.src, &store)?;
     let bytes = crate::image::write_image(&tree)
         .with_context(|| format!("can't write an image of '{}'", args.src.display()))?;
