@@ -42,7 +42,7 @@ fn dump_file(objects: &Path) -> String {
     let mut lines = vec![
         format!("/ 4096 40755 4 0 0 0 {t} - - - trusted.root=1 user.shared=v"),
         format!(
-            "/blockdev 0 60640 1 0 6 {} {t} - - - user.shared=v",
+            "/blockdev 0 60640 1 0 6 {} {t} - - - trusted.b=1 user.shared=v",
             makedev(8, 1)
         ),
         format!(
@@ -68,7 +68,7 @@ fn dump_file(objects: &Path) -> String {
             "l".repeat(1024)
         ),
         format!("/many 4096 40755 2 0 0 0 {t} - - -"),
-        format!("/short-link 5 120777 1 0 0 0 {t} inner - -"),
+        format!("/short-link 5 120777 1 0 0 0 {t} inner - - trusted.s=2 user.s=1"),
         format!("/socket 0 140755 1 0 0 0 {t} - - -"),
     ];
     for i in 0..300 {
