@@ -40,6 +40,9 @@ pub(crate) const XATTR_ENTRY_SIZE: usize = 4;
 /// A chunk index entry that maps nothing (`EROFS_NULL_ADDR`): a hole.
 pub(crate) const NULL_ADDR: u32 = u32::MAX;
 
+/// `feature_compat`: the superblock's checksum field is valid (the kernel
+/// refuses to mount the image when it is not).
+pub(crate) const COMPAT_SB_CHKSUM: u32 = 0x1;
 /// `feature_compat`: inodes carry mtimes.
 pub(crate) const COMPAT_MTIME: u32 = 0x2;
 /// `feature_incompat`: chunk-based files.
@@ -329,6 +332,22 @@ pub(crate) fn xattr_ibody_size(xattr_icount: u16) -> usize {
         0 => 0,
         n => XATTR_IBODY_HEADER_SIZE + (usize::from(n) - 1) * 4,
     }
+}
+
+/// The superblock checksum as the kernel computes it
+/// (`erofs_superblock_csum_verify`): CRC-32C seeded with `!0`, without the final
+/// inversion, over the rest of the first block from the superblock on, with
+/// the checksum field taken as zero.
+pub(crate) fn superblock_checksum(first_block_from_sb: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for (i, &byte) in first_block_from_sb.iter().enumerate() {
+        // Bytes 4..8 are the checksum field itself.
+        crc ^= u32::from(if (4..8).contains(&i) { 0 } else { byte });
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0x82F6_3B78 & (crc & 1).wrapping_neg());
+        }
+    }
+    crc
 }
 
 /// Rounds `n` up to a multiple of `to` (a power of two).

@@ -24,6 +24,14 @@ pub enum ImageError {
     /// machines, mkfs.erofs write).
     #[error("unsupported EROFS block size 2^{0}: only 4096-byte blocks are supported")]
     BlockSize(u8),
+    /// The superblock checksum does not match (the kernel refuses to mount).
+    #[error("superblock checksum is {found:#010x}, the superblock says {expected:#010x}")]
+    Checksum {
+        /// The checksum field.
+        expected: u32,
+        /// What the superblock's bytes sum to.
+        found: u32,
+    },
     /// `feature_incompat` bits this reader does not implement.
     #[error(
         "unsupported EROFS features {0:#x} (feature_incompat): only chunk-based files (0x4) are supported, as composefs writes them"

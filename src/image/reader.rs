@@ -125,6 +125,16 @@ pub(crate) fn parse(img: &[u8]) -> Result<Tables, ImageError> {
             return Err(ImageError::Superblock { field, value });
         }
     }
+    if sb.feature_compat & erofs::COMPAT_SB_CHKSUM != 0 {
+        let block = img
+            .get(erofs::SUPER_OFFSET..erofs::BLOCK_SIZE)
+            .ok_or(ImageError::TooShort { len: img.len() })?;
+        let expected = le32(block, 4).unwrap_or(0);
+        let found = erofs::superblock_checksum(block);
+        if found != expected {
+            return Err(ImageError::Checksum { expected, found });
+        }
+    }
     let composefs = erofs::le32(img, 0) == Some(erofs::COMPOSEFS_MAGIC);
     let blksz = 1u64 << sb.blkszbits;
     let len = img.len() as u64;

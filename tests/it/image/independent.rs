@@ -357,3 +357,60 @@ fn foreign_images_survive_fuzzing() {
         }
     }
 }
+
+/// Compact inodes carry their mtime as seconds after the superblock's build
+/// time (Linux 6.15 and later). An mkfs.erofs image with one timestamp for all
+/// files has only compact inodes; one is given a non-zero offset (and the
+/// superblock checksum, which the patch would break, is switched off), and the
+/// kernel and our reader must agree on the result. The unpatched image with a
+/// flipped superblock byte must fail its checksum, for us as for the kernel.
+#[test]
+fn compact_inode_mtimes_and_superblock_checksums_read_as_the_kernel_reads_them() {
+    require_kernel_mounts!();
+    let dir = util::temp_dir("image-compact-mtime");
+    let src = dir.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    util::write(&src.join("f"), &random_bytes(12_345, 40));
+    let image = dir.path().join("image");
+    util::run(
+        mkfs_erofs(),
+        [
+            OsStr::new("--quiet"),
+            OsStr::new("-T"),
+            OsStr::new("1700000000"),
+            image.as_os_str(),
+            src.as_os_str(),
+        ],
+    )
+    .expect_success();
+    let mut bytes = util::read(&image);
+
+    let mut flipped = bytes.clone();
+    flipped[1024 + 200] ^= 1; // inside the checksummed first block, past the fields
+    assert!(matches!(
+        Image::parse(flipped),
+        Err(fsverity_fuse::image::ImageError::Checksum { .. })
+    ));
+
+    // Find the compact inode of f: mode 0100644, size 12345.
+    let at = (1152..bytes.len() - 32)
+        .step_by(32)
+        .find(|&o| {
+            bytes[o] & 1 == 0
+                && bytes[o + 4..o + 6] == 0o100644u16.to_le_bytes()
+                && bytes[o + 8..o + 12] == 12_345u32.to_le_bytes()
+        })
+        .expect("the compact inode of f");
+    bytes[at + 12..at + 16].copy_from_slice(&1000u32.to_le_bytes());
+    bytes[1024 + 8] &= !1; // no superblock checksum
+    let patched = dir.path().join("patched");
+    util::write(&patched, &bytes);
+
+    let img = Image::parse(bytes).expect("parse");
+    let f = img.lookup(img.root(), b"f").expect("lookup").expect("f");
+    assert_eq!(img.attr(f).expect("attr").mtime, 1_700_001_000);
+    let mount = KernelMount::erofs(&patched);
+    let kernel = view::of_dir(mount.root(), true);
+    view::assert_same(&kernel, &view::of_image(&img, dir.path()), "compact mtime");
+    mount.finish();
+}
