@@ -9,8 +9,9 @@
 //!   order of sorted names (so the root, first, has a small nid), each followed
 //!   by its xattrs and its inline part: the tail of a directory, a symlink
 //!   target, the bytes of a file of at most 64 bytes, or the (all-hole) chunk
-//!   table of a file whose bytes are an object. An inode is moved to the next
-//!   block when its inline tail would otherwise cross a block boundary;
+//!   table of a file whose bytes are an object. An inode with an inline part
+//!   is moved to the next block when it would otherwise cross a block
+//!   boundary (the kernel refuses inline data that crosses one);
 //! - the shared xattrs (a name and value that more than one inode carries),
 //!   block aligned;
 //! - the directory blocks and long symlink targets, block aligned.
@@ -274,7 +275,15 @@ pub fn write_image(tree: &Tree) -> Result<Vec<u8>, WriteError> {
         pos = erofs::round_up(pos, erofs::SLOT_SIZE);
         let fixed = erofs::EXTENDED_INODE_SIZE + p.xattr_size();
         let tail = p.inline.len();
-        if tail > 0 && (pos + fixed) % bs + tail > bs {
+        // The inline tail must not cross a block boundary (the kernel refuses
+        // it); kernels before 6.12 also want a symlink's whole inode in one
+        // block, so keep the whole inode in one block whenever it fits in one.
+        let crosses = if fixed + tail <= bs {
+            pos % bs + fixed + tail > bs
+        } else {
+            (pos + fixed) % bs + tail > bs
+        };
+        if tail > 0 && crosses {
             pos = erofs::round_up(pos, bs);
         }
         offsets.push(pos);
