@@ -230,12 +230,17 @@ impl<'a> Data<'a> {
         (end - offset) as usize
     }
 
-    /// All the bytes (allocates `len()` bytes: mind sparse files).
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = vec![0u8; usize::try_from(self.size).unwrap_or(0)];
+    /// All the bytes, or `None` if the file is larger than the image itself
+    /// (then it is mostly holes, and a hostile image could make it huge: read
+    /// it with [`read_at`](Self::read_at)).
+    pub fn to_vec(&self) -> Option<Vec<u8>> {
+        if self.size > self.image.len() as u64 {
+            return None;
+        }
+        let mut out = vec![0u8; self.size as usize];
         let n = self.read_at(0, &mut out);
         out.truncate(n);
-        out
+        Some(out)
     }
 }
 

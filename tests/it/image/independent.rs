@@ -144,7 +144,7 @@ fn reader_matches_kernel_on_a_composefs_crate_image() {
         .expect("lookup")
         .expect("inline");
     match img.content(inline).expect("content") {
-        Content::Inline(d) => assert_eq!(d.to_vec(), vec![b'B'; 512]),
+        Content::Inline(d) => assert_eq!(d.to_vec(), Some(vec![b'B'; 512])),
         other => panic!("inline-512: {other:?}"),
     }
     let dirino = img.lookup(root, b"dir").expect("lookup").expect("dir");

@@ -185,7 +185,13 @@ pub(crate) fn of_image(img: &Image, objects: &Path) -> View {
         let data = match a.kind {
             FileType::Regular => Some(match img.content(ino).expect("content") {
                 Content::Empty => Data::Bytes(Vec::new()),
-                Content::Inline(d) => Data::Bytes(d.to_vec()),
+                Content::Inline(d) => {
+                    // Through read_at: a sparse file can be larger than the image.
+                    let mut bytes = vec![0u8; d.len() as usize];
+                    let n = d.read_at(0, &mut bytes);
+                    assert_eq!(n as u64, d.len(), "read_at of the whole file");
+                    Data::Bytes(bytes)
+                }
                 Content::External(e) => Data::File(objects.join(e.object_path())),
             }),
             _ => None,
