@@ -10,14 +10,16 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use super::erofs::{self, DataLayout, InodeHeader, Superblock, le16, le32, le64};
+mod data;
+mod dir;
+mod xattr;
+
+use super::erofs::{self, DataLayout, InodeHeader, Superblock, le32};
 use super::error::{ImageError, Problem};
 use super::model::{Extent, FileType, Ino};
 use super::overlay;
 use crate::format::HashValue;
 
-/// Longest name the kernel accepts in an EROFS directory (`EROFS_NAME_LEN`).
-const NAME_MAX: usize = 255;
 /// How a whiteout below the root is named in errors.
 const WHITEOUT_BELOW_ROOT: &str = "a whiteout (character device 0:0) outside the root";
 /// Longest symlink target (the kernel reads at most one page, less the NUL).
@@ -360,7 +362,7 @@ impl Parser<'_> {
         let mut redirect = None;
         let mut names = HashSet::new();
         for (name_index, suffix, value) in raw_xattrs {
-            let Some(prefix) = kernel_prefix(name_index) else {
+            let Some(prefix) = xattr::kernel_prefix(name_index) else {
                 continue; // the kernel lists and finds no xattr with this index
             };
             let name = [prefix, &self.img[suffix.0..suffix.1]].concat();
@@ -469,306 +471,6 @@ impl Parser<'_> {
         })
     }
 
-    /// The raw xattrs of an inode: (name index, suffix range, value range), the
-    /// inline ones first, then the shared ones, as the kernel lists them.
-    fn xattrs(&mut self, start: usize, len: usize) -> Result<Vec<RawXattr>, Fail> {
-        let mut out = Vec::new();
-        if len == 0 {
-            return Ok(out);
-        }
-        if len == erofs::XATTR_IBODY_HEADER_SIZE {
-            // The kernel answers EOPNOTSUPP for every xattr call on such an inode.
-            return Err(Problem::Xattr("an xattr area with a header and no xattrs").into());
-        }
-        self.spend(len as u64)?;
-        let body = start
-            .checked_add(len)
-            .and_then(|end| self.img.get(start..end))
-            .ok_or(Problem::Xattr("the xattr area lies outside the image"))?;
-        let shared = usize::from(body[4]);
-        let mut pos = erofs::XATTR_IBODY_HEADER_SIZE;
-        let shared_end = pos + shared * 4;
-        if shared_end > len {
-            return Err(Problem::Xattr("more shared xattr ids than the xattr area holds").into());
-        }
-        let mut shared_ids = Vec::with_capacity(shared);
-        while pos < shared_end {
-            shared_ids.push(le32(body, pos).unwrap_or(0));
-            pos += 4;
-        }
-        while pos < len {
-            let (entry, size) = self
-                .entry(start + pos, start + len)
-                .ok_or(Problem::Xattr("an inline xattr overruns the xattr area"))?;
-            out.push(entry);
-            pos += size;
-        }
-        for id in shared_ids {
-            let at = self
-                .xattr_base
-                .checked_add(u64::from(id) * 4)
-                .and_then(|a| usize::try_from(a).ok())
-                .ok_or(Problem::Xattr("a shared xattr id points outside the image"))?;
-            let (entry, size) = self
-                .entry(at, self.img.len())
-                .ok_or(Problem::Xattr("a shared xattr lies outside the image"))?;
-            self.spend(size.min(4 + 255) as u64)?;
-            out.push(entry);
-        }
-        for (index, _, _) in &out {
-            if index & erofs::XATTR_LONG_PREFIX != 0 {
-                return Err(Problem::Xattr("long xattr name prefixes are not supported").into());
-            }
-        }
-        Ok(out)
-    }
-
-    /// One xattr entry at `at`, ending at or before `end`: the entry and its
-    /// aligned size.
-    fn entry(&self, at: usize, end: usize) -> Option<(RawXattr, usize)> {
-        let head = self.img.get(at..at.checked_add(erofs::XATTR_ENTRY_SIZE)?)?;
-        let name_len = usize::from(head[0]);
-        let index = head[1];
-        let value_len = usize::from(le16(head, 2)?);
-        let name_start = at + erofs::XATTR_ENTRY_SIZE;
-        let value_start = name_start + name_len;
-        let value_end = value_start + value_len;
-        let size = erofs::round_up(value_end - at, 4);
-        if at + size > end || value_end > self.img.len() {
-            return None;
-        }
-        Some((
-            (index, (name_start, value_start), (value_start, value_end)),
-            size,
-        ))
-    }
-
-    /// Extents of a flat (plain or inline) inode.
-    fn flat_extents(
-        &mut self,
-        h: &InodeHeader,
-        layout: DataLayout,
-        tail_at: usize,
-    ) -> Result<Vec<Extent>, Fail> {
-        if h.size == 0 {
-            return Ok(Vec::new());
-        }
-        let outside = Problem::DataOutside {
-            offset: u64::from(h.i_u).saturating_mul(self.blksz),
-            len: h.size,
-        };
-        let nblocks = h.size.div_ceil(self.blksz);
-        let plain_len = match layout {
-            DataLayout::FlatInline => (nblocks - 1) * self.blksz,
-            _ => h.size,
-        };
-        let mut out = Vec::with_capacity(2);
-        if plain_len > 0 {
-            let start = u64::from(h.i_u) * self.blksz;
-            let end = start.checked_add(plain_len).ok_or(outside.clone())?;
-            if end > self.img.len() as u64 {
-                return Err(outside.into());
-            }
-            out.push(Extent {
-                logical: 0,
-                len: plain_len,
-                physical: Some(start as usize),
-            });
-        }
-        if layout == DataLayout::FlatInline {
-            let tail = h.size - plain_len;
-            let end = (tail_at as u64).saturating_add(tail);
-            if end > self.img.len() as u64 {
-                return Err(Problem::DataOutside {
-                    offset: tail_at as u64,
-                    len: tail,
-                }
-                .into());
-            }
-            if (tail_at as u64 % self.blksz) + tail > self.blksz {
-                return Err(Problem::InlineCrossesBlock {
-                    offset: tail_at as u64,
-                    len: tail,
-                }
-                .into());
-            }
-            self.spend(tail)?;
-            out.push(Extent {
-                logical: plain_len,
-                len: tail,
-                physical: Some(tail_at),
-            });
-        }
-        Ok(out)
-    }
-
-    /// Extents of a chunk-based regular file (holes where a chunk maps nothing).
-    fn chunk_extents(&mut self, h: &InodeHeader, table_at: usize) -> Result<Vec<Extent>, Fail> {
-        let format = (h.i_u & 0xFFFF) as u16;
-        if format & !(erofs::CHUNK_FORMAT_BLKBITS_MASK | erofs::CHUNK_FORMAT_INDEXES) != 0 {
-            return Err(Problem::Layout {
-                layout: format,
-                kind: "chunk format",
-            }
-            .into());
-        }
-        let chunkbits =
-            u32::from(self.sb.blkszbits) + u32::from(format & erofs::CHUNK_FORMAT_BLKBITS_MASK);
-        let chunk = 1u64 << chunkbits;
-        let unit: usize = if format & erofs::CHUNK_FORMAT_INDEXES != 0 {
-            8
-        } else {
-            4
-        };
-        let count = h.size.div_ceil(chunk);
-        let start = erofs::round_up(table_at, unit);
-        let table_len = count.saturating_mul(unit as u64);
-        let outside = Problem::DataOutside {
-            offset: start as u64,
-            len: table_len,
-        };
-        let table = usize::try_from(table_len)
-            .ok()
-            .and_then(|l| self.img.get(start..start.checked_add(l)?))
-            .ok_or(outside)?;
-        self.spend(table_len)?;
-        let mut out: Vec<Extent> = Vec::new();
-        for (i, raw) in table.chunks_exact(unit).enumerate() {
-            let blk = if unit == 8 {
-                le32(raw, 4).unwrap_or(erofs::NULL_ADDR)
-            } else {
-                le32(raw, 0).unwrap_or(erofs::NULL_ADDR)
-            };
-            let logical = i as u64 * chunk;
-            let len = chunk.min(h.size - logical);
-            let physical = if blk == erofs::NULL_ADDR {
-                None
-            } else {
-                let p = u64::from(blk) * self.blksz;
-                if p.saturating_add(len) > self.img.len() as u64 {
-                    return Err(Problem::DataOutside { offset: p, len }.into());
-                }
-                Some(p as usize)
-            };
-            match out.last_mut() {
-                Some(last)
-                    if physical.is_none() && last.physical.is_none()
-                        || matches!((last.physical, physical),
-                            (Some(a), Some(b)) if a as u64 + last.len == b as u64) =>
-                {
-                    last.len += len;
-                }
-                _ => out.push(Extent {
-                    logical,
-                    len,
-                    physical,
-                }),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The raw entries of directory `dir`: (name range, nid, file type byte),
-    /// validated as the kernel reads them and in strictly ascending order.
-    fn dir_entries(&mut self, dir: Ino) -> Result<Vec<RawEntry>, ImageError> {
-        let nid = self.nid_of[index(dir)];
-        let at = self.inode_offset(nid);
-        let (_, h, hsize) = self
-            .img
-            .get(at..)
-            .and_then(InodeHeader::decode)
-            .ok_or_else(|| self.err(dir, Problem::HeaderOutside(at as u64)))?;
-        let layout = DataLayout::from_raw(h.layout_raw).unwrap_or(DataLayout::FlatPlain);
-        let tail_at = at + hsize + erofs::xattr_ibody_size(h.xattr_icount);
-        let extents = self
-            .flat_extents(&h, layout, tail_at)
-            .map_err(|f| f.into_error(self, dir))?;
-        let mut out = Vec::new();
-        let mut block = 0u64;
-        let mut prev: Option<Span> = None;
-        for e in extents {
-            let Some(start) = e.physical else { continue };
-            let mut off = 0u64;
-            while off < e.len {
-                let size = (e.len - off).min(self.blksz) as usize;
-                let base = start + off as usize;
-                self.spend(size as u64)?;
-                self.dir_block(base, size, block, &mut out, &mut prev)
-                    .map_err(|p| self.err(dir, p))?;
-                off += size as u64;
-                block += 1;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads one directory block of `size` bytes at `base`.
-    fn dir_block(
-        &self,
-        base: usize,
-        size: usize,
-        block: u64,
-        out: &mut Vec<RawEntry>,
-        prev: &mut Option<Span>,
-    ) -> Result<(), Problem> {
-        let bad = |what| Problem::DirBlock { block, what };
-        let b = &self.img[base..base + size];
-        let first = usize::from(le16(b, 8).ok_or(bad("shorter than one entry"))?);
-        if first < erofs::DIRENT_SIZE || first > size || first % erofs::DIRENT_SIZE != 0 {
-            return Err(bad(
-                "the first name offset is not a whole entry table inside the block",
-            ));
-        }
-        let n = first / erofs::DIRENT_SIZE;
-        for i in 0..n {
-            let d = i * erofs::DIRENT_SIZE;
-            let nid = le64(b, d).ok_or(bad("entry table cut short"))?;
-            let name_off = usize::from(le16(b, d + 8).ok_or(bad("entry table cut short"))?);
-            let ft = b[d + 10];
-            let name_end = if i + 1 < n {
-                usize::from(
-                    le16(b, d + 8 + erofs::DIRENT_SIZE).ok_or(bad("entry table cut short"))?,
-                )
-            } else {
-                // The last name ends at the first NUL or at the end of the block.
-                let rest = b
-                    .get(name_off..)
-                    .ok_or(bad("a name offset lies past the block"))?;
-                name_off + rest.iter().position(|&c| c == 0).unwrap_or(rest.len())
-            };
-            if name_off < first || name_end < name_off || name_end > size {
-                return Err(bad("name offsets are out of order or past the block"));
-            }
-            let name = &b[name_off..name_end];
-            let why = if name.is_empty() {
-                Some("empty")
-            } else if name.len() > NAME_MAX {
-                Some("longer than 255 bytes")
-            } else if name.contains(&b'/') || name.contains(&0) {
-                Some("contains '/' or NUL")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(Problem::BadName {
-                    name: String::from_utf8_lossy(name).into(),
-                    why,
-                });
-            }
-            let range = (base + name_off, base + name_end);
-            if let Some(p) = prev {
-                if self.img[p.0..p.1] >= *name {
-                    return Err(Problem::Unsorted {
-                        name: String::from_utf8_lossy(name).into(),
-                    });
-                }
-            }
-            *prev = Some(range);
-            out.push((range, nid, ft));
-        }
-        Ok(())
-    }
-
     fn inode_offset(&self, nid: u64) -> usize {
         // Checked when the inode was parsed.
         (self.meta_base + nid * erofs::SLOT_SIZE as u64) as usize
@@ -778,15 +480,6 @@ impl Parser<'_> {
 /// The table index of an inode number (inode 1 is at index 0).
 fn index(ino: Ino) -> usize {
     (ino.0 as usize).wrapping_sub(1)
-}
-
-/// The prefix the kernel shows for an xattr name index, or `None` when the
-/// kernel neither lists nor finds xattrs with that index (0, `lustre.`, unknown).
-fn kernel_prefix(index: u8) -> Option<&'static [u8]> {
-    match index {
-        1..=4 | 6 => Some(erofs::XATTR_PREFIXES[usize::from(index)]),
-        _ => None,
-    }
 }
 
 /// A failure inside inode parsing: a problem of that inode, or an image-wide error.
