@@ -210,6 +210,19 @@ fn kernel_mount_of_mkimage_output_matches_source_and_reader() {
         );
     }
 
+    // composefs-rs's reader, in its strict composefs mode (it checks `.` and
+    // `..`, link counts, metacopy values), accepts the image and finds the tree.
+    let fs = composefs::erofs::reader::erofs_to_filesystem::<composefs::fsverity::Sha256HashValue>(
+        &util::read(&image),
+    )
+    .expect("composefs-rs reads mkimage's output");
+    let mut dump = Vec::new();
+    composefs::dumpfile::write_dumpfile(&mut dump, &fs).expect("dump");
+    let dump = String::from_utf8_lossy(&dump);
+    for path in ["/a/b/c/deep ", "/sparse ", "/a/whiteout ", "/disk "] {
+        assert!(dump.contains(path), "composefs-rs misses {path}:\n{dump}");
+    }
+
     let img = Image::parse(util::read(&image)).expect("our reader parses mkimage's output");
     let reader = view::of_image(&img, &objects);
     let source = view::of_dir(&src, false);
