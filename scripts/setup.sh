@@ -5,6 +5,7 @@
 #   setup_rust                cargo with rustfmt and clippy
 #   setup_fuse                /dev/fuse (fatal under CI=true when missing)
 SETUP_PACKAGES=(fuse3 fsverity attr acl e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd rpm gnupg cpio
+  erofs-utils libssl-dev pkg-config
   util-linux systemd)
 
 setup_die() { echo "setup: $*" >&2; exit 1; }

@@ -9,6 +9,7 @@
 //!   [`merkle::VerifiedBytes`], with a cache of verified tree blocks;
 //! - [`signature`]: Ed25519 and the kernel's PKCS#7 signatures over the
 //!   formatted digest, and the trust set they are checked against;
+//! - [`image`]: composefs (EROFS) images: a hardened reader and a writer;
 //! - [`cli::main`]: the `fsverity-fuse` command line.
 //!
 //! Everything else is the daemon's and crate-private. The layers, each
@@ -23,6 +24,7 @@ pub(crate) mod error;
 pub mod format;
 pub(crate) mod fs;
 pub(crate) mod fuse;
+pub mod image;
 pub(crate) mod ioctl;
 pub mod merkle;
 pub(crate) mod mount;

@@ -14,6 +14,7 @@ mod keys;
 mod locate;
 mod logging;
 mod measure;
+mod mkimage;
 mod mount;
 mod rpm;
 mod status;
@@ -54,6 +55,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Dump a verity file's Merkle tree, descriptor or signature (like `fsverity dump_metadata`).
     DumpMetadata(dump::DumpArgs),
+    /// Write a composefs image of a directory and fill its object store.
+    Mkimage(mkimage::MkimageArgs),
 }
 
 /// A mistake in how the command was invoked (exit code 2).
@@ -139,6 +142,7 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Verify(args) => verify::run(&args),
         Command::Status(args) => status::run(&args),
         Command::DumpMetadata(args) => dump::run(&args),
+        Command::Mkimage(args) => mkimage::run(&args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod digest;
 mod hardening;
+mod image;
 mod ioctl;
 mod mount;
 mod ops;
