@@ -10,17 +10,19 @@ use std::os::unix::net::UnixStream;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::fs::FsOptions;
+use crate::format::{HashAlgorithm, HashValue};
+use crate::fs::{FsOptions, ImageOptions};
 use crate::fuse::Ttls;
 use crate::mount::notify::notify;
 use crate::mount::{MountConfig, mount};
 use crate::signature::TrustedKeys;
 use crate::verity::{OnCorruption, Policy};
 
-/// Present BACKING at MOUNTPOINT, verifying every read of verity files.
+/// Present BACKING (a directory, or a composefs image) at MOUNTPOINT,
+/// verifying every read of verity files.
 #[derive(Args, Debug)]
 pub(crate) struct MountArgs {
-    /// Directory to present.
+    /// Directory to present, or a composefs image file (with --objects).
     pub(crate) backing: PathBuf,
     /// Where to present it.
     pub(crate) mountpoint: PathBuf,
@@ -64,6 +66,43 @@ pub(crate) struct MountArgs {
     /// Seconds the kernel may cache attributes and directory entries.
     #[arg(long = "attr-timeout", default_value_t = 1.0, value_name = "SECONDS")]
     pub(crate) attr_timeout: f64,
+    /// Image mounts: a directory of the objects the image names (its files'
+    /// contents, under their fs-verity digests). Repeatable: searched in order.
+    #[arg(long = "objects", value_name = "DIR")]
+    pub(crate) objects: Vec<PathBuf>,
+    /// Image mounts: the image's expected fs-verity digest (ALG:HEX, or bare
+    /// hex for SHA-256), as `mount.composefs -o digest=`.
+    #[arg(long, value_name = "DIGEST", value_parser = parse_digest)]
+    pub(crate) digest: Option<(HashAlgorithm, HashValue)>,
+    /// Image mounts: a signature over the image's digest (Ed25519 or PKCS#7),
+    /// checked against --trusted-key.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) signature: Option<PathBuf>,
+    /// Image mounts: mount an image without verifying it (names and contents
+    /// are then whatever the file holds; file contents are still verified
+    /// against the digests it records).
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+/// Parses `sha256:HEX`, `sha512:HEX` or bare hex (its length tells the algorithm).
+pub(crate) fn parse_digest(s: &str) -> Result<(HashAlgorithm, HashValue), String> {
+    let (alg, hex) = match s.split_once(':') {
+        Some((alg, hex)) => (Some(alg.parse::<HashAlgorithm>().map_err(|e| e.to_string())?), hex),
+        None => (None, s),
+    };
+    let bytes = hex::decode(hex).map_err(|e| format!("'{hex}' is not hex: {e}"))?;
+    let alg = match alg {
+        Some(a) => a,
+        None => HashAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.is_kernel_algorithm() && a.digest_size() == bytes.len())
+            .ok_or_else(|| format!("a digest of {} bytes has no algorithm; write ALG:HEX", bytes.len()))?,
+    };
+    if bytes.len() != alg.digest_size() {
+        return Err(format!("a {alg} digest is {} bytes, not {}", alg.digest_size(), bytes.len()));
+    }
+    Ok((alg, HashValue::from_slice(&bytes)))
 }
 
 /// Parses sizes like 4096, 512K, 64M, 2G.
@@ -101,7 +140,29 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
         .into());
     }
     let ttl = Duration::from_secs_f64(args.attr_timeout);
+    let image = match args.backing.is_file() {
+        true => Some(ImageOptions {
+            objects: args.objects.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect(),
+            digest: args.digest,
+            signature: match &args.signature {
+                Some(p) => Some(std::fs::read(p).with_context(|| format!("signature {}", p.display()))?),
+                None => None,
+            },
+            insecure: args.insecure,
+        }),
+        false if !args.objects.is_empty() || args.digest.is_some() || args.signature.is_some() || args.insecure => {
+            return Err(super::UsageError(
+                "--objects, --digest, --signature and --insecure are for image mounts (BACKING an image file)".into(),
+            )
+            .into());
+        }
+        false => None,
+    };
+    if image.as_ref().is_some_and(|i| i.objects.is_empty()) {
+        return Err(super::UsageError("an image mount needs --objects DIR".into()).into());
+    }
     Ok(MountConfig {
+        image,
         backing: std::path::absolute(&args.backing).unwrap_or_else(|_| args.backing.clone()),
         mountpoint: std::path::absolute(&args.mountpoint)
             .unwrap_or_else(|_| args.mountpoint.clone()),
@@ -142,10 +203,12 @@ fn warn_about(args: &MountArgs) {
 /// Checks the arguments (and that the paths are usable) without mounting.
 pub(crate) fn check(args: &MountArgs) -> Result<bool> {
     let config = config(args)?;
-    for (path, what) in [
-        (&config.backing, "backing directory"),
-        (&config.mountpoint, "mount point"),
-    ] {
+    anyhow::ensure!(
+        config.backing.is_dir() || config.image.is_some(),
+        "backing directory {} is not a directory",
+        config.backing.display()
+    );
+    for (path, what) in [(&config.mountpoint, "mount point")] {
         anyhow::ensure!(
             path.is_dir(),
             "{what} {} is not a directory",

@@ -41,7 +41,7 @@ impl VerityFs {
     pub(crate) fn measure(&self, id: u64) -> Result<(HashAlgorithm, HashValue)> {
         let attr = self.ns.getattr(id)?;
         match self.verity_state(id, &attr, true)? {
-            VerityState::Verity(v) => Ok((v.descriptor().algorithm(), *v.digest())),
+            VerityState::Verity(v) => Ok((v.algorithm(), *v.digest())),
             VerityState::Damaged(damage) => Err(Error::VerityDamaged {
                 path: self.ns.describe(id),
                 reason: damage.to_string(),

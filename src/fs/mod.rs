@@ -34,6 +34,7 @@ pub(crate) use stats::Stats;
 pub use status::{MountStatus, STATUS_XATTR};
 
 use crate::error::{Error, Result};
+use crate::format::{HashAlgorithm, HashValue};
 use crate::merkle::{BlockCache, BuildOptions};
 use crate::namespace::passthrough::Passthrough;
 use crate::namespace::{Attr, Namespace};
@@ -88,6 +89,23 @@ pub trait MountState: Send + Sync + std::fmt::Debug {
     fn flags(&self) -> Option<MountFlags>;
 }
 
+/// How an image mount verifies its image before going live.
+#[derive(Clone, Debug, Default)]
+pub struct ImageOptions {
+    /// The object directories, searched in order.
+    pub objects: Vec<PathBuf>,
+    /// The image's expected fs-verity digest (`--digest`).
+    pub digest: Option<(HashAlgorithm, HashValue)>,
+    /// A signature over the image's digest, checked against the policy's
+    /// trusted keys (`--signature`).
+    pub signature: Option<Vec<u8>>,
+    /// Mount without verifying the image (`--insecure`).
+    pub insecure: bool,
+}
+
+/// Largest image read into memory.
+const MAX_IMAGE: u64 = 4 << 30;
+
 /// Why a filesystem could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -99,6 +117,14 @@ pub enum SetupError {
         /// The error.
         source: io::Error,
     },
+    /// The image cannot be used: unreadable, not verified, or malformed.
+    #[error("image {path}: {reason}")]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The tree store cannot be used.
     #[error("tree directory {path}")]
     TreeDir {
@@ -107,6 +133,27 @@ pub enum SetupError {
         /// The error.
         source: io::Error,
     },
+}
+
+/// Reads an image file into memory: a regular file (opened without blocking)
+/// of at most [`MAX_IMAGE`] bytes.
+fn read_image(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_IMAGE {
+        return Err(io::Error::other(format!("larger than {MAX_IMAGE} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_IMAGE).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The filesystem of one mount.
@@ -125,6 +172,8 @@ pub struct VerityFs {
     /// The mount serving this filesystem, once mounted.
     mount_state: OnceLock<Arc<dyn MountState>>,
     enables: EnablePool,
+    /// The image and how it was verified (image mounts).
+    image: Option<status::ImageStatus>,
     started: std::time::Instant,
 }
 
@@ -174,6 +223,88 @@ impl VerityFs {
         Ok(Self::with_namespace(Box::new(ns), store, options))
     }
 
+    /// A filesystem serving the composefs image at `path`, read-only. The image
+    /// is read into memory and verified first (its fs-verity digest against
+    /// `--digest`, or a trusted signature over it); its objects' trees are
+    /// kept in `--tree-dir`, else in the first object directory's
+    /// `.fsverity-fuse`.
+    pub fn new_image(
+        path: &Path, mut options: FsOptions, image: ImageOptions,
+    ) -> Result<Self, SetupError> {
+        use crate::namespace::image::{ImageNs, Objects, Trust};
+        let fail = |reason: String| SetupError::Image {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = read_image(path).map_err(|e| fail(e.to_string()))?;
+        let algorithm = image.digest.map_or(HashAlgorithm::Sha256, |(a, _)| a);
+        let params = crate::format::TreeParams::new(algorithm, 4096, &[]).map_err(|e| fail(e.to_string()))?;
+        let descriptor = crate::merkle::build_tree(
+            &&bytes[..],
+            &params,
+            &mut crate::merkle::NullSink,
+            BuildOptions::default(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let digest = descriptor.digest();
+        let trust = match (&image.digest, &image.signature) {
+            (Some((_, want)), _) if *want != digest => {
+                return Err(fail(format!(
+                    "its fs-verity digest is {algorithm}:{digest}, not the expected {algorithm}:{want}"
+                )));
+            }
+            (Some(_), _) => Trust::Digest,
+            (None, Some(sig)) => {
+                let signer = options
+                    .policy
+                    .trusted_keys
+                    .verify(algorithm, &digest, sig)
+                    .map_err(|e| fail(format!("its signature does not verify: {e}")))?;
+                Trust::Signature(signer.as_str().to_owned())
+            }
+            (None, None) if image.insecure => {
+                tracing::warn!(image = %path.display(), digest = %format!("{algorithm}:{digest}"),
+                    "--insecure: the image is mounted WITHOUT verifying it; its names and contents are whatever the file holds");
+                Trust::Insecure
+            }
+            (None, None) => {
+                return Err(fail(format!(
+                    "refusing to mount an unverified image (its digest is {algorithm}:{digest}): give --digest, or --signature with --trusted-key, or --insecure"
+                )));
+            }
+        };
+        let parsed = crate::image::Image::parse(bytes).map_err(|e| fail(e.to_string()))?;
+        if image.objects.is_empty() {
+            return Err(fail("an image mount needs --objects DIR".into()));
+        }
+        let objects = Objects::open(&image.objects).map_err(|e| fail(e.to_string()))?;
+        let store = match &options.tree_dir {
+            Some(dir) => Some(TreeStore::open(dir).map_err(|source| SetupError::TreeDir {
+                path: dir.clone(),
+                source,
+            })?),
+            None => objects.first().and_then(|(dir, fd)| {
+                use std::os::fd::AsFd;
+                TreeStore::open_child(fd.as_fd(), STORE_DIR_NAME, &dir.join(STORE_DIR_NAME))
+                    .inspect_err(|e| tracing::info!(error = %e, "no tree store for the objects: trees are rebuilt in memory"))
+                    .ok()
+            }),
+        };
+        options.read_only = true;
+        let ns = ImageNs::new(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()), parsed, objects);
+        let mut fs = Self::with_namespace(Box::new(ns), store, options);
+        fs.image = Some(status::ImageStatus {
+            digest: format!("{algorithm}:{digest}"),
+            verified: match trust {
+                Trust::Digest => "digest".into(),
+                Trust::Signature(signer) => format!("signature by {signer}"),
+                Trust::Insecure => "insecure (not verified)".into(),
+            },
+            objects: image.objects.iter().map(|d| d.display().to_string()).collect(),
+        });
+        Ok(fs)
+    }
+
     /// A filesystem serving `ns`, with trees kept in `store`.
     pub(crate) fn with_namespace(
         ns: Box<dyn Namespace>, store: Option<TreeStore>, options: FsOptions,
@@ -198,6 +329,7 @@ impl VerityFs {
             read_only: AtomicBool::new(options.read_only),
             mount_state: OnceLock::new(),
             enables: EnablePool::new(enable::WORKERS),
+            image: None,
             started: std::time::Instant::now(),
             options,
         }

@@ -83,7 +83,15 @@ impl VerityFs {
     /// matches).
     pub(super) fn verifier(&self, id: u64, vf: &VerityFile, data: &File) -> Result<Arc<Verifier>> {
         let reopen = self.ns.data_opener(id)?;
-        Ok(vf.verifier(|| self.trees.verifier(vf.descriptor(), data, reopen)))
+        vf.verifier(|| self.trees.verifier(vf, data, reopen))
+            .map_err(|e| {
+                let err = Error::VerityDamaged {
+                    path: self.ns.describe(id),
+                    reason: e.to_string(),
+                };
+                self.report_corruption(&err);
+                err
+            })
     }
 
     /// Under --require-signatures, a verity file's signature must verify.
@@ -105,7 +113,7 @@ impl VerityFs {
     fn deny(&self, id: u64, denial: PolicyDenial, vf: Option<&VerityFile>) -> Error {
         Stats::add(&self.stats.policy_denials, 1);
         let path = self.ns.describe(id);
-        let digest = vf.map(|v| format!("{}:{}", v.descriptor().algorithm(), v.digest()));
+        let digest = vf.map(|v| format!("{}:{}", v.algorithm(), v.digest()));
         tracing::warn!(path = %path, digest = ?digest, reason = %denial, "open denied by policy");
         Error::Denied { path, denial }
     }

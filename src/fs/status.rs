@@ -41,6 +41,20 @@ pub struct MountStatus {
     pub open_descriptors: u64,
     /// Counters, by name.
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// The image of an image mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageStatus>,
+}
+
+/// The image an image mount serves, and how it was verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageStatus {
+    /// The image's fs-verity digest (`alg:hex`).
+    pub digest: String,
+    /// How it was verified: `digest`, `signature by SIGNER`, or insecure.
+    pub verified: String,
+    /// The object directories.
+    pub objects: Vec<String>,
 }
 
 impl VerityFs {
@@ -73,6 +87,7 @@ impl VerityFs {
             open_handles: self.handles.count() as u64,
             open_descriptors: self.ns.open_descriptors() as u64,
             counters,
+            image: self.image.clone(),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::model::FileType;
 use super::writer::{Body, INLINE_MAX, Node, Tree};
 use crate::format::{HashValue, TreeParams};
-use crate::merkle::{BuildError, BuildOptions, NullSink, TreeSink, build_tree};
+use crate::merkle::{BuildError, BuildOptions, NullSink, build_tree};
 
 /// Why a directory could not be scanned or its objects stored.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +79,15 @@ pub struct ScanStats {
     pub reflinked: u64,
 }
 
-/// The object store: a directory of `xx/rest-of-hex` files.
+/// The object store: a directory of `xx/rest-of-hex` files, and the objects'
+/// Merkle trees in its tree store (`.fsverity-fuse`, the layout of
+/// `crate::store`), so that a mount finds them instead of hashing each object
+/// when it is first opened.
 #[derive(Debug)]
 pub struct ObjectStore {
     dir: PathBuf,
     counter: AtomicU64,
+    trees: Option<crate::store::TreeStore>,
 }
 
 impl ObjectStore {
@@ -93,9 +97,13 @@ impl ObjectStore {
             path: dir.to_path_buf(),
             source,
         })?;
+        let trees = crate::store::TreeStore::open(&dir.join(crate::store::STORE_DIR_NAME))
+            .inspect_err(|e| tracing::warn!(error = %e, "objects' trees are not stored: a mount builds them at first open"))
+            .ok();
         Ok(Self {
             dir: dir.to_path_buf(),
             counter: AtomicU64::new(0),
+            trees,
         })
     }
 
@@ -131,16 +139,20 @@ impl ObjectStore {
             })?;
         }
         let size = tmp.metadata().map_err(store_err(&tmp_path))?.len();
-        let descriptor = build_tree(
-            &tmp,
-            &TreeParams::default(),
-            &mut *object_tree_sink(),
-            BuildOptions::default(),
-        )
-        .map_err(|source| ScanError::Hash {
+        let hash_err = |source| ScanError::Hash {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let descriptor = match &self.trees {
+            Some(trees) => trees
+                .build_and_install(&tmp, &TreeParams::default(), BuildOptions::default())
+                .map_err(|e| match e {
+                    crate::store::TreeError::Build(b) => hash_err(b),
+                    other => hash_err(crate::merkle::BuildError::Io(io::Error::other(other.to_string()))),
+                })?,
+            None => build_tree(&tmp, &TreeParams::default(), &mut NullSink, BuildOptions::default())
+                .map_err(hash_err)?,
+        };
         let digest = descriptor.digest();
         let rel = super::overlay::object_path(&digest);
         let target = self.dir.join(&rel);
@@ -160,15 +172,6 @@ impl ObjectStore {
 
 /// Where the Merkle tree of a new object goes.
 ///
-/// TODO(issue 13, lead): the trees of objects are not stored yet; where they
-/// live (next to the object, in a tree store keyed by digest, ...) is the
-/// lead's decision. Return a sink that writes there; `build_tree` streams every
-/// tree block into it at its offset (root level first, as the kernel lays it
-/// out), and the object's descriptor is the one `ObjectStore::add` computes.
-fn object_tree_sink() -> Box<dyn TreeSink> {
-    Box::new(NullSink)
-}
-
 /// Removes a path when dropped, unless taken.
 struct RemoveOnDrop(Option<PathBuf>);
 

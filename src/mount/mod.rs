@@ -20,6 +20,8 @@ use kernel::OwnMount;
 pub struct MountConfig {
     /// Directory presented.
     pub backing: PathBuf,
+    /// An image mount: `backing` is the image, verified with these.
+    pub image: Option<crate::fs::ImageOptions>,
     /// Where it is presented.
     pub mountpoint: PathBuf,
     /// Filesystem options.
@@ -189,13 +191,16 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
         signal_hook::consts::SIGHUP,
     ])
     .map_err(MountError::Session)?;
-    let fs = Arc::new(VerityFs::new(&config.backing, config.fs.clone())?);
+    let fs = Arc::new(match &config.image {
+        Some(image) => VerityFs::new_image(&config.backing, config.fs.clone(), image.clone())?,
+        None => VerityFs::new(&config.backing, config.fs.clone())?,
+    });
 
     let fsname = fs.source().display().to_string();
     let spec = kernel::MountSpec {
         mountpoint: &mountpoint,
         fsname: &fsname,
-        read_only: config.fs.read_only,
+        read_only: config.fs.read_only || config.image.is_some(),
         noexec: config.noexec,
         allow_other: config.allow_other,
     };

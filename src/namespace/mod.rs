@@ -11,6 +11,7 @@
 
 pub(crate) mod attr;
 mod caller;
+pub(crate) mod image;
 pub(crate) mod passthrough;
 
 use std::ffi::{OsStr, OsString};

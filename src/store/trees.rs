@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::format::{Descriptor, HashValue, TreeParams};
+use crate::format::{Descriptor, HashAlgorithm, HashValue, TreeParams};
 use crate::merkle::{BuildError, BuildOptions, DataSource, TreeSink, VecSink, build_tree};
 
 /// Name of the default store directory at the top of a backing directory.
@@ -130,17 +130,13 @@ impl TreeStore {
     /// Where the tree of `descriptor` lives, relative to the store: (fan-out
     /// directory, file name).
     fn tree_name(descriptor: &Descriptor) -> (String, String) {
-        let hex = descriptor.digest().to_hex();
-        (
-            hex[..2].to_owned(),
-            format!("{}-{hex}", descriptor.algorithm()),
-        )
+        Self::name_of(descriptor.algorithm(), &descriptor.digest())
     }
 
-    /// Where the tree of `descriptor` lives (for messages).
-    pub fn tree_path(&self, descriptor: &Descriptor) -> PathBuf {
-        let (dir, name) = Self::tree_name(descriptor);
-        self.root.join(dir).join(name)
+    /// The (fan-out directory, file name) of the tree of the file with `digest`.
+    fn name_of(algorithm: HashAlgorithm, digest: &HashValue) -> (String, String) {
+        let hex = digest.to_hex();
+        (hex[..2].to_owned(), format!("{algorithm}-{hex}"))
     }
 
     fn subdir(&self, name: &str, create: bool) -> io::Result<OwnedFd> {
@@ -160,8 +156,19 @@ impl TreeStore {
 
     /// Opens the stored tree if it exists with the expected size.
     pub fn open_tree(&self, descriptor: &Descriptor) -> Result<Option<File>, TreeError> {
-        let (dir, name) = Self::tree_name(descriptor);
-        let context = || format!("open {}", self.tree_path(descriptor).display());
+        let size = descriptor.geometry().tree_size();
+        self.open_tree_of(descriptor.algorithm(), &descriptor.digest(), size)
+    }
+
+    /// Opens the stored tree of the file with `digest`, if it exists with
+    /// `size` bytes (a file known only by its digest: the tree's root block
+    /// then gives the rest of its descriptor, which the digest vouches for).
+    pub fn open_tree_of(
+        &self, algorithm: HashAlgorithm, digest: &HashValue, size: u64,
+    ) -> Result<Option<File>, TreeError> {
+        let (dir, name) = Self::name_of(algorithm, digest);
+        let path = || self.root.join(&dir).join(&name);
+        let context = || format!("open {}", path().display());
         let dir = match self.subdir(&dir, false) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -171,13 +178,13 @@ impl TreeStore {
         match open_regular(&dir, &name) {
             Ok(f) => {
                 let meta = f.metadata().map_err(io_err(context()))?;
-                Ok((meta.len() == descriptor.geometry().tree_size()).then_some(f))
+                Ok((meta.len() == size).then_some(f))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // Something else planted under the tree's name (a FIFO, a device, a
             // symlink): no tree; a rebuild replaces it.
             Err(e) if is_not_regular(&e) => {
-                tracing::warn!(path = %self.tree_path(descriptor).display(), error = %e, "ignoring a tree store entry that is not a regular file");
+                tracing::warn!(path = %path().display(), error = %e, "ignoring a tree store entry that is not a regular file");
                 Ok(None)
             }
             Err(e) => Err(io_err(context())(e)),

@@ -1,17 +1,34 @@
-//! A verity file as a mount knows it: its metadata, digest, the verdict on
-//! its signature (computed once), and the verifier its open handles share.
+//! A verity file as a mount knows it: its metadata (or, for a file of an
+//! image, only the digest the image records), digest, the verdict on its
+//! signature (computed once), and the verifier its open handles share.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use crate::format::{Descriptor, HashValue};
+use crate::format::{Descriptor, HashAlgorithm, HashValue};
 use crate::merkle::Verifier;
 use crate::signature::{SignatureError, SignerName, TrustedKeys};
 use crate::store::VerityMetadata;
 
+/// What is known of a verity file before it is opened.
+#[derive(Debug)]
+pub(crate) enum Known {
+    /// Its descriptor (and signature), recorded with the file.
+    Metadata(VerityMetadata),
+    /// Only its digest and size (a file of a verified image): the descriptor
+    /// is found when the file is opened, from its tree or its data, and must
+    /// hash to this digest.
+    Digest {
+        /// Hash algorithm of the digest.
+        algorithm: HashAlgorithm,
+        /// Size the image records.
+        size: u64,
+    },
+}
+
 /// One verity file (one inode with one digest).
 #[derive(Debug)]
 pub(crate) struct VerityFile {
-    metadata: VerityMetadata,
+    known: Known,
     digest: HashValue,
     /// The verifier, while some handle holds it: a verifier holds its tree
     /// open, and a mount may know far more verity files than it may hold
@@ -24,16 +41,36 @@ pub(crate) struct VerityFile {
 impl VerityFile {
     pub(crate) fn new(metadata: VerityMetadata) -> Self {
         let digest = metadata.descriptor.digest();
+        Self::with(Known::Metadata(metadata), digest)
+    }
+
+    /// A file known by its digest only.
+    pub(crate) fn expected(algorithm: HashAlgorithm, digest: HashValue, size: u64) -> Self {
+        Self::with(Known::Digest { algorithm, size }, digest)
+    }
+
+    fn with(known: Known, digest: HashValue) -> Self {
         Self {
-            metadata,
+            known,
             digest,
             verifier: Mutex::new(Weak::new()),
             verdict: OnceLock::new(),
         }
     }
 
-    pub(crate) fn descriptor(&self) -> &Descriptor {
-        &self.metadata.descriptor
+    /// The descriptor, when it is recorded with the file.
+    pub(crate) fn descriptor(&self) -> Option<&Descriptor> {
+        match &self.known {
+            Known::Metadata(m) => Some(&m.descriptor),
+            Known::Digest { .. } => None,
+        }
+    }
+
+    pub(crate) fn algorithm(&self) -> HashAlgorithm {
+        match &self.known {
+            Known::Metadata(m) => m.descriptor.algorithm(),
+            Known::Digest { algorithm, .. } => *algorithm,
+        }
     }
 
     pub(crate) fn digest(&self) -> &HashValue {
@@ -41,23 +78,31 @@ impl VerityFile {
     }
 
     pub(crate) fn signature(&self) -> Option<&[u8]> {
-        self.metadata.signature.as_deref()
+        match &self.known {
+            Known::Metadata(m) => m.signature.as_deref(),
+            Known::Digest { .. } => None,
+        }
     }
 
-    /// The size the descriptor records (what `stat` reports).
+    /// The size the descriptor (or image) records: what `stat` reports.
     pub(crate) fn data_size(&self) -> u64 {
-        self.metadata.descriptor.data_size()
+        match &self.known {
+            Known::Metadata(m) => m.descriptor.data_size(),
+            Known::Digest { size, .. } => *size,
+        }
     }
 
     /// The verifier open handles share, made with `make` when none is alive.
-    pub(crate) fn verifier(&self, make: impl FnOnce() -> Verifier) -> Arc<Verifier> {
+    pub(crate) fn verifier<E>(
+        &self, make: impl FnOnce() -> Result<Verifier, E>,
+    ) -> Result<Arc<Verifier>, E> {
         let mut slot = self.verifier.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = slot.upgrade() {
-            return v;
+            return Ok(v);
         }
-        let v = Arc::new(make());
+        let v = Arc::new(make()?);
         *slot = Arc::downgrade(&v);
-        v
+        Ok(v)
     }
 
     /// Whether the signature verifies under `keys` (once per file: the keys do
@@ -67,7 +112,7 @@ impl VerityFile {
     ) -> &Result<SignerName, SignatureError> {
         self.verdict.get_or_init(|| match self.signature() {
             None => Err(SignatureError::Unsigned),
-            Some(sig) => keys.verify(self.descriptor().algorithm(), &self.digest, sig),
+            Some(sig) => keys.verify(self.algorithm(), &self.digest, sig),
         })
     }
 }

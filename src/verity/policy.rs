@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(strict.check_enable_request(vf.signature()), Ok(()));
         assert!(
             strict
-                .check_enable_signature(vf.descriptor(), vf.signature())
+                .check_enable_signature(vf.descriptor().expect("recorded"), vf.signature())
                 .expect("verifies")
                 .is_some()
         );

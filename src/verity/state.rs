@@ -45,6 +45,15 @@ pub(crate) enum Claim {
     Plain,
     /// Decoded metadata.
     Metadata(VerityMetadata),
+    /// Only the digest and size of the file (recorded in a verified image).
+    Digest {
+        /// Hash algorithm of the digest.
+        algorithm: crate::format::HashAlgorithm,
+        /// The file digest.
+        digest: HashValue,
+        /// The file's size.
+        size: u64,
+    },
     /// Metadata that cannot be used.
     Damaged(Damage),
 }
@@ -125,6 +134,11 @@ impl NodeVerity {
         let claimed = match read() {
             Claim::Plain => VerityState::Plain,
             Claim::Metadata(m) => VerityState::Verity(Arc::new(VerityFile::new(m))),
+            Claim::Digest {
+                algorithm,
+                digest,
+                size,
+            } => VerityState::Verity(Arc::new(VerityFile::expected(algorithm, digest, size))),
             Claim::Damaged(d) => VerityState::Damaged(d),
         };
         let state = match (&inner.sticky, claimed) {

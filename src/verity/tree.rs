@@ -17,11 +17,12 @@ use std::fs::File;
 use std::io;
 use std::sync::{Arc, OnceLock};
 
-use crate::format::Descriptor;
+use crate::format::{Descriptor, HashValue, TreeParams};
 use crate::merkle::{
     BlockCache, BuildOptions, DataSource, TreeSource, VecSink, Verifier, build_tree,
 };
 use crate::store::{RebuiltTree, TreeError, TreeStore, rebuild_tree};
+use super::file::VerityFile;
 
 /// Files up to this size whose tree is a single block get it from their data.
 pub(crate) const SMALL_FILE_MAX: u64 = 128 * 1024;
@@ -46,6 +47,25 @@ pub(crate) enum TreeUnavailable {
     /// The data could not be reopened to build a small file's tree.
     #[error("cannot reopen the data to build its tree: {0}")]
     Reopen(#[source] io::Error),
+    /// A file known by its digest has another size than recorded.
+    #[error("the data is {found} bytes, {expected} expected")]
+    Size {
+        /// Recorded.
+        expected: u64,
+        /// Found.
+        found: u64,
+    },
+    /// A file known by its digest has other contents.
+    #[error("the data's fs-verity digest is {found}, {expected} expected")]
+    Digest {
+        /// Recorded.
+        expected: Box<HashValue>,
+        /// Of the data.
+        found: Box<HashValue>,
+    },
+    /// Reading or hashing the data failed.
+    #[error("cannot hash the data: {0}")]
+    Build(#[source] TreeError),
 }
 
 /// Makes verifiers: finds or rebuilds trees, with the mount's block cache.
@@ -85,10 +105,20 @@ impl TreeResolver {
         self.store.as_ref()
     }
 
-    /// The verifier of a file with `descriptor`, whose data `data` is open
-    /// now (a missing tree is rebuilt from it) and can be reopened with
-    /// `reopen` later.
+    /// The verifier of `vf`, whose data `data` is open now (a missing tree is
+    /// rebuilt from it) and can be reopened with `reopen` later. A file known
+    /// only by its digest gets its descriptor here, from its stored tree or its
+    /// data, and fails when that does not hash to the digest.
     pub(crate) fn verifier(
+        self: &Arc<Self>, vf: &VerityFile, data: &File, reopen: Arc<dyn DataOpener>,
+    ) -> Result<Verifier, TreeUnavailable> {
+        match vf.descriptor() {
+            Some(d) => Ok(self.verifier_for(d, data, reopen)),
+            None => self.verifier_for_digest(vf, data),
+        }
+    }
+
+    fn verifier_for(
         self: &Arc<Self>, descriptor: &Descriptor, data: &File, reopen: Arc<dyn DataOpener>,
     ) -> Verifier {
         let geometry = descriptor.geometry();
@@ -107,6 +137,83 @@ impl TreeResolver {
             self.find_or_rebuild(descriptor, data)
         };
         Verifier::new(descriptor.clone(), tree, self.cache.clone())
+    }
+
+    /// The verifier of a file known by its digest (an image's object): its
+    /// descriptor is the default parameters (SHA-256 or the given algorithm,
+    /// 4096-byte blocks, no salt, as composefs uses), the data's size, and the
+    /// root from the stored tree's root block, or from hashing the data; it
+    /// must hash to the digest, which vouches for all of it.
+    fn verifier_for_digest(&self, vf: &VerityFile, data: &File) -> Result<Verifier, TreeUnavailable> {
+        let found = data.metadata().map_err(|e| TreeUnavailable::Build(TreeError::Io {
+            context: "stat".into(),
+            source: e,
+        }))?.len();
+        if found != vf.data_size() {
+            return Err(TreeUnavailable::Size {
+                expected: vf.data_size(),
+                found,
+            });
+        }
+        let params = TreeParams::new(vf.algorithm(), u64::from(crate::format::DEFAULT_BLOCK_SIZE), &[])
+            .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
+        let geometry = crate::format::TreeGeometry::new(
+            found,
+            params.log_block_size(),
+            params.algorithm().digest_size(),
+        )
+        .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
+        let expected = *vf.digest();
+        let check = |d: &Descriptor| match d.digest() == expected {
+            true => Ok(()),
+            false => Err(TreeUnavailable::Digest {
+                expected: Box::new(expected),
+                found: Box::new(d.digest()),
+            }),
+        };
+        if let (true, Some(store)) = (geometry.tree_size() > 0, &self.store) {
+            let stored = store
+                .open_tree_of(params.algorithm(), &expected, geometry.tree_size())
+                .map_err(TreeUnavailable::Store)?;
+            if let Some(file) = stored {
+                let mut top = vec![0u8; geometry.block_size()];
+                if crate::merkle::read_full(&file, &mut top, 0).is_ok_and(|n| n == top.len()) {
+                    let root = crate::format::BlockHasher::new(params.algorithm(), &[]).hash(&top);
+                    let d = Descriptor::new(params.clone(), found, root);
+                    if check(&d).is_ok() {
+                        return Ok(Verifier::new(d, Arc::new(file), self.cache.clone()));
+                    }
+                }
+                tracing::warn!(digest = %expected, "stored tree does not match its digest: rebuilding it");
+            }
+        }
+        tracing::info!(digest = %expected, "Merkle tree missing: building it from the data");
+        let (d, tree): (Descriptor, Arc<dyn TreeSource>) = match &self.store {
+            Some(store) if geometry.tree_size() > 0 => {
+                let d = store
+                    .build_and_install(data, &params, self.options)
+                    .map_err(TreeUnavailable::Build)?;
+                check(&d)?;
+                match store.open_tree(&d).map_err(TreeUnavailable::Store)? {
+                    Some(f) => (d, Arc::new(f)),
+                    None => return Err(TreeUnavailable::Build(TreeError::Io {
+                        context: "reopen the installed tree".into(),
+                        source: io::ErrorKind::NotFound.into(),
+                    })),
+                }
+            }
+            _ => {
+                let mut sink = VecSink::default();
+                let d = build_tree(data, &params, &mut sink, self.options)
+                    .map_err(|e| TreeUnavailable::Build(e.into()))?;
+                check(&d)?;
+                (d, Arc::new(sink.0))
+            }
+        };
+        if geometry.tree_size() > 0 {
+            (self.on_rebuild)();
+        }
+        Ok(Verifier::new(d, tree, self.cache.clone()))
     }
 
     /// The stored tree, else one rebuilt from `data`.
@@ -321,7 +428,11 @@ mod tests {
         let (r, rebuilt) = resolver(Some(store.clone()));
         let file = temp_data(&data);
         let opened = file.open_data().expect("open");
-        let v = r.verifier(&d, &opened, file.clone());
+        let vf = VerityFile::new(crate::store::VerityMetadata {
+            descriptor: d.clone(),
+            signature: None,
+        });
+        let v = r.verifier(&vf, &opened, file.clone()).expect("verifier");
         let (bytes, _) = v.read_verified(&opened, 4096 * 150, 10).expect("verified");
         assert_eq!(bytes.as_slice(), &data[4096 * 150..4096 * 150 + 10]);
         assert_eq!(rebuilt.load(Ordering::Relaxed), 1, "rebuilt at open");
@@ -335,7 +446,7 @@ mod tests {
             tree
         );
         // The next verifier finds it.
-        let _ = r.verifier(&d, &opened, file);
+        let _ = r.verifier(&vf, &opened, file);
         assert_eq!(rebuilt.load(Ordering::Relaxed), 1, "found in the store");
     }
 }
