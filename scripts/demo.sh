@@ -35,7 +35,7 @@ show fsverity-fuse enable --key key.pem backing/hello.txt backing/numbers.txt
 
 section "an RSA key and a self-signed certificate, as for the kernel's .fs-verity keyring"
 show openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out cert.pem -days 365 \
-  -subj /CN=fsverity-fuse-demo 2>/dev/null
+  -subj /CN=fsverity-fuse-demo 2>openssl.log || { cat openssl.log >&2; exit 1; }
 
 section "mount, trusting only that key and that certificate"
 fsverity-fuse mount --require-signatures --trusted-key pub.pem --trusted-key cert.pem \
