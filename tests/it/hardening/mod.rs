@@ -9,4 +9,4 @@ mod identity;
 mod remount;
 mod resources;
 mod store;
-mod support;
+pub(crate) mod support;

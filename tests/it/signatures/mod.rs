@@ -12,6 +12,7 @@
 
 mod interop;
 mod pkcs7;
+mod pkcs7_mount;
 mod policy;
 mod rpm;
 mod stock_enable;

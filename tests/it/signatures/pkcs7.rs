@@ -16,7 +16,7 @@ use crate::util::{Outcome, XorShift64, random_bytes, read, run_bin, temp_dir, wr
 
 /// The key kinds of the kernel's PKCS#7 signatures, as `openssl req -newkey`
 /// arguments.
-const KINDS: [(&str, &[&str]); 4] = [
+pub(super) const KINDS: [(&str, &[&str]); 4] = [
     ("rsa2048", &["-newkey", "rsa:2048"]),
     ("rsa4096", &["-newkey", "rsa:4096"]),
     (
@@ -32,7 +32,12 @@ const KINDS: [(&str, &[&str]); 4] = [
 /// `openssl req -x509 ARGS -nodes`: a private key `NAME.key` and its
 /// self-signed certificate `NAME.crt` (PEM) in `dir`.
 #[track_caller]
-fn keypair(openssl: &Openssl, dir: &Path, name: &str, newkey: &[&str]) -> (PathBuf, PathBuf) {
+pub(super) fn keypair(
+    openssl: &Openssl,
+    dir: &Path,
+    name: &str,
+    newkey: &[&str],
+) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.crt"));
     let mut args: Vec<&OsStr> = vec![OsStr::new("req"), OsStr::new("-x509")];

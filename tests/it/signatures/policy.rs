@@ -19,7 +19,7 @@ use crate::util::random_bytes;
 
 /// Opening `name` in `m` fails with EACCES.
 #[track_caller]
-fn refused(m: &Mount, name: &str) {
+pub(super) fn refused(m: &Mount, name: &str) {
     match File::open(m.p(name)) {
         Ok(_) => panic!("{name} opened, but its signature is not valid"),
         Err(e) => assert_eq!(errno(&e), libc::EACCES, "{name}: {e}"),
@@ -28,7 +28,7 @@ fn refused(m: &Mount, name: &str) {
 
 /// `name` in `m` reads back as `data`.
 #[track_caller]
-fn served(m: &Mount, name: &str, data: &[u8]) {
+pub(super) fn served(m: &Mount, name: &str, data: &[u8]) {
     let got = fs::read(m.p(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert!(got == data, "{name}: wrong bytes");
 }
@@ -44,7 +44,7 @@ fn rejections(m: &Mount) -> (u64, u64) {
 
 /// A log line of `m` says the open of `name` was denied, with `digest` and `reason`.
 #[track_caller]
-fn logged(m: &Mount, name: &str, digest: &str, reason: &str) {
+pub(super) fn logged(m: &Mount, name: &str, digest: &str, reason: &str) {
     let log = strip_ansi(&m.log());
     let hit = log.lines().any(|l| {
         l.contains("open denied")

@@ -38,7 +38,7 @@ cp -a %{_sourcedir}/payload/. %{buildroot}/
 "#;
 
 /// The tools this test drives, and a GNUPGHOME whose agent is stopped on drop.
-struct RpmTools {
+pub(super) struct RpmTools {
     rpmbuild: PathBuf,
     rpmsign: PathBuf,
     rpm: PathBuf,
@@ -47,7 +47,7 @@ struct RpmTools {
 
 impl RpmTools {
     #[track_caller]
-    fn find(dir: &Path) -> Option<Self> {
+    pub(super) fn find(dir: &Path) -> Option<Self> {
         let rpmbuild = program("/usr/bin/rpmbuild", "rpm")?;
         let rpmsign = program("/usr/bin/rpmsign", "rpm")?;
         let rpm = program("/usr/bin/rpm", "rpm")?;
@@ -100,7 +100,12 @@ impl Drop for RpmTools {
 }
 
 /// Builds the package from `payload` files and signs it with `key`/`cert`.
-fn build_signed_package(tools: &RpmTools, dir: &Path, key: &Path, cert: &Path) -> PathBuf {
+pub(super) fn build_signed_package(
+    tools: &RpmTools,
+    dir: &Path,
+    key: &Path,
+    cert: &Path,
+) -> PathBuf {
     let top = dir.join("rpmbuild");
     let payload = top.join("SOURCES/payload");
     let files: [(&str, Vec<u8>); 4] = [
@@ -189,7 +194,7 @@ fn package_signatures(tools: &RpmTools, pkg: &Path) -> BTreeMap<String, Option<V
 }
 
 /// `rpm2cpio PKG | cpio -idm` in a new `root` with a tree store.
-fn extract(pkg: &Path, root: &Path) {
+pub(super) fn extract(pkg: &Path, root: &Path) {
     std::fs::create_dir_all(root.join(".fsverity-fuse")).expect("mkdir root");
     let out = Command::new("sh")
         .arg("-c")
@@ -209,7 +214,7 @@ fn extract(pkg: &Path, root: &Path) {
 }
 
 /// `fsverity-fuse enable-rpm PKG --root ROOT --trusted-key CERT --json`.
-fn enable_rpm(pkg: &Path, root: &Path, cert: &Path) -> (Outcome, serde_json::Value) {
+pub(super) fn enable_rpm(pkg: &Path, root: &Path, cert: &Path) -> (Outcome, serde_json::Value) {
     let out = run_bin([
         OsStr::new("enable-rpm"),
         pkg.as_os_str(),
@@ -233,7 +238,7 @@ fn result<'a>(doc: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("{path} not in {doc}"))
 }
 
-fn has_xattr(file: &Path) -> bool {
+pub(super) fn has_xattr(file: &Path) -> bool {
     let mut buf = [0u8; 1];
     match rustix::fs::getxattr(file, METADATA_XATTR, &mut buf[..]) {
         Ok(_) | Err(rustix::io::Errno::RANGE) => true,
@@ -242,7 +247,7 @@ fn has_xattr(file: &Path) -> bool {
     }
 }
 
-const REGULAR: [&str; 3] = [
+pub(super) const REGULAR: [&str; 3] = [
     "/usr/bin/hello",
     "/usr/lib/vtest/data.bin",
     "/usr/lib/vtest/empty",
@@ -444,7 +449,7 @@ fn headers_end(rpm: &[u8]) -> usize {
 }
 
 /// An RSA key and self-signed certificate from `openssl req` (NAME.key, NAME.crt).
-fn rsa_cert(openssl: &Openssl, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(super) fn rsa_cert(openssl: &Openssl, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.crt"));
     let subject = format!("/CN=fsverity-fuse rpm {name}");
