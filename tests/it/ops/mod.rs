@@ -15,5 +15,6 @@ mod lifecycle;
 mod mount_helper;
 mod namespaces;
 mod probe;
+mod rootless;
 mod status;
 mod systemd;
