@@ -52,14 +52,14 @@ impl Built {
 
     /// `mount` that must fail before going live: its stderr.
     fn refused(&self, extra: &[&str]) -> String {
-        let mut args: Vec<&OsStr> = vec![
-            OsStr::new("mount"),
-            self.p("image").into_os_string().leak(),
-            self.p("mnt").into_os_string().leak(),
-            OsStr::new("--objects"),
-            self.p("objects").into_os_string().leak(),
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "mount".into(),
+            self.p("image").into_os_string(),
+            self.p("mnt").into_os_string(),
+            "--objects".into(),
+            self.p("objects").into_os_string(),
         ];
-        args.extend(extra.iter().map(OsStr::new));
+        args.extend(extra.iter().map(|a| a.into()));
         let out = run_bin(args);
         assert_eq!(out.code, 1, "mount should fail: {}", out.stderr);
         assert!(!is_mounted(&self.p("mnt")), "a refused mount went live");
