@@ -141,7 +141,9 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 /// Checks the arguments and turns them into a mount configuration.
 fn config(args: &MountArgs) -> Result<MountConfig> {
     let is_image = args.backing.is_file();
-    let attr_timeout = args.attr_timeout.unwrap_or(if is_image { 3600.0 } else { 1.0 });
+    let attr_timeout = args
+        .attr_timeout
+        .unwrap_or(if is_image { 3600.0 } else { 1.0 });
     if !(0.0..=3600.0).contains(&attr_timeout) {
         return Err(
             super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into(),

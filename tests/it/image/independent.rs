@@ -113,7 +113,12 @@ fn reader_matches_kernel_on_a_composefs_crate_image() {
     if crate::mount::harness::fuse_available() {
         let out = util::run_bin([std::ffi::OsStr::new("digest"), image.as_os_str()]);
         out.expect_success();
-        let digest = out.stdout.split_whitespace().next().expect("digest").to_owned();
+        let digest = out
+            .stdout
+            .split_whitespace()
+            .next()
+            .expect("digest")
+            .to_owned();
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).expect("mkdir");
         let objects_arg = objects.to_str().expect("utf-8");
