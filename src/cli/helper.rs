@@ -280,8 +280,10 @@ mod tests {
                 // And it parses.
                 let value = arg.get_action().takes_values().then_some("=1");
                 let opt = format!("{}{}", o_name(long), value.unwrap_or_default());
+                let digest = format!("digest=sha256:{}", "0".repeat(64));
                 let opt = match long {
                     "on-corruption" => "on_corruption=log".to_owned(),
+                    "digest" => digest,
                     _ => opt,
                 };
                 parse(&os(&["/b", "/m", "-o", &opt]), Style::Fuse)
