@@ -140,7 +140,13 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Checks the arguments and turns them into a mount configuration.
 fn config(args: &MountArgs) -> Result<MountConfig> {
-    let is_image = args.backing.is_file();
+    // An image: a file, with the options of an image mount (a file alone is
+    // refused below as a backing directory that is not one).
+    let image_options = !args.objects.is_empty()
+        || args.digest.is_some()
+        || args.signature.is_some()
+        || args.insecure;
+    let is_image = args.backing.is_file() && image_options;
     let attr_timeout = args
         .attr_timeout
         .unwrap_or(if is_image { 3600.0 } else { 1.0 });
