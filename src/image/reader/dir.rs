@@ -46,11 +46,7 @@ impl Parser<'_> {
 
     /// Reads one directory block of `size` bytes at `base`.
     pub(super) fn dir_block(
-        &self,
-        base: usize,
-        size: usize,
-        block: u64,
-        out: &mut Vec<RawEntry>,
+        &self, base: usize, size: usize, block: u64, out: &mut Vec<RawEntry>,
         prev: &mut Option<Span>,
     ) -> Result<(), Problem> {
         let bad = |what| Problem::DirBlock { block, what };
