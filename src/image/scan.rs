@@ -148,10 +148,17 @@ impl ObjectStore {
                 .build_and_install(&tmp, &TreeParams::default(), BuildOptions::default())
                 .map_err(|e| match e {
                     crate::store::TreeError::Build(b) => hash_err(b),
-                    other => hash_err(crate::merkle::BuildError::Io(io::Error::other(other.to_string()))),
+                    other => hash_err(crate::merkle::BuildError::Io(io::Error::other(
+                        other.to_string(),
+                    ))),
                 })?,
-            None => build_tree(&tmp, &TreeParams::default(), &mut NullSink, BuildOptions::default())
-                .map_err(hash_err)?,
+            None => build_tree(
+                &tmp,
+                &TreeParams::default(),
+                &mut NullSink,
+                BuildOptions::default(),
+            )
+            .map_err(hash_err)?,
         };
         let digest = descriptor.digest();
         let rel = super::overlay::object_path(&digest);
@@ -213,6 +220,13 @@ fn copy_sparse(src: &File, dst: &File) -> io::Result<()> {
 
 /// Scans `src` into a tree, adding regular files' contents to `store`.
 pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanError> {
+    scan_with_progress(src, store, &|_| {})
+}
+
+/// [`scan`], telling `progress` each path it has described (hard links once).
+pub fn scan_with_progress(
+    src: &Path, store: &ObjectStore, progress: &dyn Fn(&Path),
+) -> Result<(Tree, ScanStats), ScanError> {
     let read_err = |p: &Path| {
         let p = p.to_path_buf();
         move |source| ScanError::Read { path: p, source }
@@ -250,6 +264,7 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
                         .push(node_of(&path, child_rel.clone(), &meta, body)?);
                     let i = tree.nodes.len() - 1;
                     stats.inodes += 1;
+                    progress(&path);
                     if is_dir {
                         stats.directories += 1;
                         queue.push_back((i, path.clone(), child_rel));
@@ -269,10 +284,7 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
 
 /// The body of a non-root file: reads small files, stores large ones.
 fn body_of(
-    path: &Path,
-    meta: &fs::Metadata,
-    store: &ObjectStore,
-    stats: &mut ScanStats,
+    path: &Path, meta: &fs::Metadata, store: &ObjectStore, stats: &mut ScanStats,
 ) -> Result<Body, ScanError> {
     let read_err = |source| ScanError::Read {
         path: path.to_path_buf(),
