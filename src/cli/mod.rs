@@ -94,13 +94,11 @@ pub(crate) fn report(e: &anyhow::Error) {
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let subcommands: Vec<String> = {
-        Cli::command()
-            .get_subcommands()
-            .map(|c| c.get_name().to_owned())
-            .chain(["help".to_owned()])
-            .collect()
-    };
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .chain(["help".to_owned()])
+        .collect();
     let result = match helper::detect(&argv, &subcommands) {
         Some((args, style)) => run_helper(&args, style),
         None => run(parse()),

@@ -231,13 +231,11 @@ pub(crate) fn check(args: &MountArgs) -> Result<bool> {
         "backing directory {} is not a directory",
         config.backing.display()
     );
-    for (path, what) in [(&config.mountpoint, "mount point")] {
-        anyhow::ensure!(
-            path.is_dir(),
-            "{what} {} is not a directory",
-            path.display()
-        );
-    }
+    anyhow::ensure!(
+        config.mountpoint.is_dir(),
+        "mount point {} is not a directory",
+        config.mountpoint.display()
+    );
     Ok(true)
 }
 

@@ -109,7 +109,10 @@ impl Drop for InstalledPackage {
         if known() {
             let out = dpkg(&["--purge", PACKAGE]);
             if !out.status.success() {
-                eprintln!("cleanup: dpkg --purge {PACKAGE} failed: {}", text(&out.stderr));
+                eprintln!(
+                    "cleanup: dpkg --purge {PACKAGE} failed: {}",
+                    text(&out.stderr)
+                );
             }
         }
     }
