@@ -63,9 +63,10 @@ pub(crate) struct MountArgs {
     /// Kernel readahead for the mount, in KiB (0: the kernel's default).
     #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub(crate) readahead: u32,
-    /// Seconds the kernel may cache attributes and directory entries.
-    #[arg(long = "attr-timeout", default_value_t = 1.0, value_name = "SECONDS")]
-    pub(crate) attr_timeout: f64,
+    /// Seconds the kernel may cache attributes and directory entries
+    /// (default: 1 for a directory, 3600 for an image, which cannot change).
+    #[arg(long = "attr-timeout", value_name = "SECONDS")]
+    pub(crate) attr_timeout: Option<f64>,
     /// Image mounts: a directory of the objects the image names (its files'
     /// contents, under their fs-verity digests). Repeatable: searched in order.
     #[arg(long = "objects", value_name = "DIR")]
@@ -139,7 +140,11 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Checks the arguments and turns them into a mount configuration.
 fn config(args: &MountArgs) -> Result<MountConfig> {
-    if !(0.0..=3600.0).contains(&args.attr_timeout) {
+    let is_image = args.backing.is_file();
+    let attr_timeout = args
+        .attr_timeout
+        .unwrap_or(if is_image { 3600.0 } else { 1.0 });
+    if !(0.0..=3600.0).contains(&attr_timeout) {
         return Err(
             super::UsageError("--attr-timeout must be between 0 and 3600 seconds".into()).into(),
         );
@@ -151,8 +156,8 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
         )
         .into());
     }
-    let ttl = Duration::from_secs_f64(args.attr_timeout);
-    let image = match args.backing.is_file() {
+    let ttl = Duration::from_secs_f64(attr_timeout);
+    let image = match is_image {
         true => Some(ImageOptions {
             objects: args
                 .objects

@@ -73,6 +73,15 @@ fn human(mnt: &Path, s: &MountStatus) -> String {
         policy.push("ABORTED (no longer serving)".into());
     }
     let _ = writeln!(out, "  policy:     {}", policy.join(", "));
+    if let Some(image) = &s.image {
+        let _ = writeln!(
+            out,
+            "  image:      {} verified by {}; objects in {}",
+            image.digest,
+            image.verified,
+            image.objects.join(":")
+        );
+    }
     let _ = writeln!(
         out,
         "  verified:   {} blocks, {} bytes; {} verification failures",

@@ -86,6 +86,8 @@ pub(crate) struct InodeTable {
     cached: AtomicUsize,
     budget: usize,
     clock: AtomicU64,
+    /// Descriptors can be reopened by file handle (the daemon runs as root).
+    can_reopen: bool,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +121,7 @@ impl InodeTable {
             cached: AtomicUsize::new(1),
             budget: budget.max(16),
             clock: AtomicU64::new(0),
+            can_reopen: rustix::process::geteuid().is_root(),
         }
     }
 
@@ -182,7 +185,12 @@ impl InodeTable {
     }
 
     /// The kernel file handle of `fd`, registering its mount for reopening.
+    /// `None` when the daemon could not reopen it (`open_by_handle_at` needs
+    /// CAP_DAC_READ_SEARCH: an unprivileged daemon keeps every descriptor).
     fn handle_of(&self, fd: &OwnedFd, kind: FileType) -> Option<FileHandle> {
+        if !self.can_reopen {
+            return None;
+        }
         let handle = crate::sys::name_to_handle(fd.as_fd()).ok()?;
         let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
         if let std::collections::hash_map::Entry::Vacant(slot) = mounts.entry(handle.mount_id) {

@@ -107,6 +107,38 @@ fn reader_matches_kernel_on_a_composefs_crate_image() {
     );
     mount.finish();
 
+    // Served by fsverity-fuse: the same view, every object verified (their
+    // trees are not stored: each is built from the object at its first open
+    // and must hash to the digest composefs-rs recorded).
+    if crate::mount::harness::fuse_available() {
+        let out = util::run_bin([std::ffi::OsStr::new("digest"), image.as_os_str()]);
+        out.expect_success();
+        let digest = out
+            .stdout
+            .split_whitespace()
+            .next()
+            .expect("digest")
+            .to_owned();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        let objects_arg = objects.to_str().expect("utf-8");
+        let fuse = crate::mount::harness::Mount::start(
+            &image,
+            &mnt,
+            &["--objects", objects_arg, "--digest", &digest],
+            dir.path(),
+        );
+        // (The kernel's view was found equal to the reader's above; its
+        // files are gone with its mount, so the bytes are compared with the
+        // reader's.)
+        view::assert_same(
+            &reader,
+            &view::of_dir(&mnt, true),
+            "kernel (= our reader) vs fsverity-fuse (composefs-rs image)",
+        );
+        drop(fuse);
+    }
+
     // A few facts straight from the dump file, so the comparison above is not
     // between two equally wrong views.
     let root = img.root();

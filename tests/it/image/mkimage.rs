@@ -136,7 +136,7 @@ pub(crate) fn build_source(src: &Path) {
 }
 
 /// Runs mkimage; returns the printed line.
-fn mkimage(src: &Path, image: &Path, objects: &Path) -> String {
+pub(crate) fn mkimage(src: &Path, image: &Path, objects: &Path) -> String {
     let out = run_bin([
         OsStr::new("mkimage"),
         src.as_os_str(),
@@ -153,7 +153,7 @@ fn mkimage(src: &Path, image: &Path, objects: &Path) -> String {
 /// devices 0:0) appear as composefs escapes them: empty regular files marked
 /// `trusted.overlay.whiteout` / `user.overlay.whiteout`, their directory marked
 /// `trusted.overlay.whiteouts`, `user.overlay.whiteouts` and opaque `x`.
-fn expected_from_source(src: &View) -> View {
+pub(crate) fn expected_from_source(src: &View) -> View {
     let mut want = src.clone();
     let whiteouts: Vec<String> = src
         .iter()
@@ -247,6 +247,13 @@ fn kernel_mount_of_mkimage_output_matches_source_and_reader() {
     }
     let stored = store_listing(&objects);
     assert_eq!(stored, named, "object store contents");
+    // Trees are stored for the objects of more than one block (the others
+    // have none), and only for them.
+    let trees = tree_listing(&objects);
+    assert!(
+        !trees.is_empty() && trees.is_subset(&named),
+        "trees {trees:?} of {named:?}"
+    );
     assert_eq!(
         named.len(),
         5,
@@ -278,6 +285,10 @@ fn store_listing(objects: &Path) -> BTreeSet<String> {
     for d in fs::read_dir(objects).expect("read store") {
         let d = d.expect("entry");
         let name = d.file_name().to_string_lossy().into_owned();
+        if name == ".fsverity-fuse" {
+            // The objects' Merkle trees (checked in tree_listing).
+            continue;
+        }
         assert!(
             name.len() == 2 && d.file_type().expect("type").is_dir(),
             "unexpected store entry {name}"
@@ -291,6 +302,24 @@ fn store_listing(objects: &Path) -> BTreeSet<String> {
             );
             assert_eq!(rest.len(), 62, "{name}/{rest}");
             out.insert(format!("{name}/{rest}"));
+        }
+    }
+    out
+}
+
+/// The objects whose Merkle trees mkimage stored (`.fsverity-fuse/xx/sha256-HEX`),
+/// as `xx/rest` object paths.
+fn tree_listing(objects: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let store = objects.join(".fsverity-fuse");
+    for d in fs::read_dir(&store).expect("read the tree store").flatten() {
+        if !d.file_type().expect("type").is_dir() {
+            continue;
+        }
+        for f in fs::read_dir(d.path()).expect("read").flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let hex = name.strip_prefix("sha256-").expect("a SHA-256 tree");
+            out.insert(format!("{}/{}", &hex[..2], &hex[2..]));
         }
     }
     out

@@ -5,4 +5,5 @@ pub(crate) mod kernel;
 pub(crate) mod view;
 
 mod independent;
-mod mkimage;
+pub(crate) mod mkimage;
+mod mount;

@@ -17,5 +17,6 @@ mod mount_helper;
 mod namespaces;
 mod packaging;
 mod probe;
+mod rootless;
 mod status;
 mod systemd;

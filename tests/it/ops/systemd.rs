@@ -93,7 +93,7 @@ fn units_pass_systemd_analyze_verify_without_a_warning() {
     };
     let tmp = crate::util::temp_dir("systemd-verify");
     let mut paths = Vec::new();
-    for name in [MOUNT, SERVICE] {
+    for name in [MOUNT, SERVICE, "srv-app.mount"] {
         let text = fs::read_to_string(repo().join("docs/systemd").join(name)).expect("read unit");
         // ExecStart= must name an existing executable.
         let path = tmp.path().join(name);
