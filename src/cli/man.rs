@@ -359,8 +359,8 @@ fn environment_and_files_sections(roff: &mut Roff) {
             "The mount(8) helper: a link to fsverity-fuse.",
         ),
         (
-            "/usr/lib/systemd/system/srv-verified.mount, fsverity-fuse-verified.service",
-            "Example systemd units (installed, not enabled).",
+            "/usr/lib/systemd/system/",
+            "Example systemd units, installed by the Debian package but not enabled: srv-verified.mount and fsverity-fuse-verified.service (a verified directory), srv-app.mount (a verified composefs image).",
         ),
     ] {
         item(roff, path, text);

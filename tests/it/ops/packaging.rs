@@ -306,16 +306,25 @@ fn check_layout(paths: &BTreeSet<PathBuf>) {
         assert!(long.contains(fact), "--version lacks {fact}:\n{long}");
     }
 
-    for unit in ["srv-verified.mount", "fsverity-fuse-verified.service"] {
+    // Every unit of docs/systemd.
+    let units: Vec<String> = fs::read_dir(repo().join("docs/systemd"))
+        .expect("read docs/systemd")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".mount") || n.ends_with(".service"))
+        .collect();
+    assert!(units.len() >= 2, "units: {units:?}");
+    for unit in &units {
         let installed = Path::new("/usr/lib/systemd/system").join(unit);
         let content = fs::read_to_string(&installed).expect("unit installed");
         assert!(
             !content.contains("/usr/local/bin"),
             "{unit} names /usr/local/bin"
         );
-        // Installed, not enabled: no .wants link anywhere under /etc.
+        // Installed, not enabled: no .wants/.requires link to it under /etc.
         let enabled = Command::new("find")
-            .args(["/etc/systemd", "-name", unit])
+            .args(["/etc/systemd", "-path", "*.wants/*", "-name", unit, "-o"])
+            .args(["-path", "*.requires/*", "-name", unit])
             .output()
             .expect("find");
         assert!(
