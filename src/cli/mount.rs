@@ -187,7 +187,11 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
         false => None,
     };
     if image.as_ref().is_some_and(|i| i.objects.is_empty()) {
-        return Err(super::UsageError("an image mount needs --objects DIR".into()).into());
+        return Err(super::UsageError(format!(
+            "'{}' is not a directory: mounting an image file needs --objects DIR",
+            args.backing.display()
+        ))
+        .into());
     }
     Ok(MountConfig {
         image,
