@@ -6,7 +6,8 @@
 #   setup_fuse                /dev/fuse (fatal under CI=true when missing)
 SETUP_PACKAGES=(fuse3 fsverity attr acl e2fsprogs openssl bindfs fio hyperfine rsync jq bc python3 xxd rpm gnupg cpio
   erofs-utils libssl-dev pkg-config
-  util-linux systemd)
+  util-linux systemd
+  dpkg-dev binutils man-db bash-completion zsh fish)
 
 setup_die() { echo "setup: $*" >&2; exit 1; }
 setup_root() { if [[ $EUID -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@";

@@ -15,6 +15,9 @@ trap 'rm -f "$log"' EXIT
 step() { echo "==> $*" >&2; "$@"; }
 step cargo fmt --check
 step cargo clippy --all-targets --quiet -- -D warnings
+# The packaging test (tests/it/ops/packaging.rs) packages the release build: build it
+# here, before the tests run, rather than while they run.
+step cargo build --release --locked --quiet
 step cargo test --all-targets 2>&1 | tee "$log"
 step cargo test --doc 2>&1 | tee -a "$log"
 # One closing line over every test binary ("N passed, N failed, N skipped").

@@ -95,8 +95,17 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
         ),
         None => None,
     };
+    // Hashing large files takes a while: a bar on a terminal, by bytes.
+    let total = args
+        .files
+        .iter()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = super::progress::stderr_bar(total, super::progress::Unit::Bytes, false);
     let mut ok = true;
     for path in &args.files {
+        bar.set_message(path.display().to_string());
         let found;
         let store = match (&explicit, find_store(path)) {
             (Some(s), _) => Some(s),
@@ -123,11 +132,12 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
                     },
                     &sign,
                     &|| false,
+                    &|n| bar.inc(n),
                 )
                 .with_context(|| format!("can't enable verity on '{}'", path.display()))
             });
         match result {
-            Ok(meta) => {
+            Ok(meta) => bar.suspend(|| {
                 let d = &meta.descriptor;
                 println!("{}:{} {}", d.algorithm(), d.digest(), path.display());
                 if store.is_none() && d.geometry().tree_size() > 0 {
@@ -136,12 +146,13 @@ pub(crate) fn run(args: &EnableArgs) -> Result<bool> {
                         path.display()
                     );
                 }
-            }
+            }),
             Err(e) => {
-                super::report(&e);
+                bar.suspend(|| super::report(&e));
                 ok = false;
             }
         }
     }
+    bar.finish_and_clear();
     Ok(ok)
 }

@@ -108,32 +108,53 @@ fn o_name(long: &str) -> String {
     long.replace('-', "_")
 }
 
-/// The `-o` options, derived from the mount command's flags, with their help.
-pub(crate) fn options_help() -> String {
-    let mut out = String::new();
-    for arg in mount_command().get_arguments() {
-        let Some(long) = arg.get_long() else { continue };
-        let value = match arg.get_action().takes_values() {
-            true => format!(
-                "={}",
-                arg.get_value_names()
-                    .and_then(|v| v.first())
-                    .map_or("VALUE".to_owned(), |v| v.to_string())
-            ),
-            false => String::new(),
-        };
-        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        out.push_str(&format!(
-            "  {:<28} {help}\n",
-            format!("{}{value}", o_name(long))
-        ));
+/// One `-o` option: its spelling (`cache_size=SIZE`) and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountOption {
+    pub(crate) spelling: String,
+    pub(crate) help: String,
+}
+
+/// The `-o` options, derived from the mount command's flags, with their help
+/// (for `--help` here, and for the man pages).
+pub(crate) fn mount_options() -> Vec<MountOption> {
+    let mut out: Vec<MountOption> = mount_command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let value = match arg.get_action().takes_values() {
+                true => format!(
+                    "={}",
+                    arg.get_value_names()
+                        .and_then(|v| v.first())
+                        .map_or("VALUE".to_owned(), |v| v.to_string())
+                ),
+                false => String::new(),
+            };
+            Some(MountOption {
+                spelling: format!("{}{value}", o_name(long)),
+                help: arg.get_help().map(|h| h.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    for (spelling, help) in [
+        ("rw, exec", "undo ro, noexec"),
+        ("remount", "change ro/rw and exec/noexec of the live mount"),
+    ] {
+        out.push(MountOption {
+            spelling: spelling.to_owned(),
+            help: help.to_owned(),
+        });
     }
-    out.push_str(&format!("  {:<28} {}\n", "rw, exec", "undo ro, noexec"));
-    out.push_str(&format!(
-        "  {:<28} {}\n",
-        "remount", "change ro/rw and exec/noexec of the live mount"
-    ));
     out
+}
+
+/// The `-o` options as `--help` lists them.
+pub(crate) fn options_help() -> String {
+    mount_options()
+        .iter()
+        .map(|o| format!("  {:<28} {}\n", o.spelling, o.help))
+        .collect()
 }
 
 /// Parses `SOURCE MOUNTPOINT [-o OPTS]... [-f] [-n] [-s] [-v]`: every `-o`

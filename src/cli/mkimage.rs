@@ -46,7 +46,14 @@ pub(crate) fn run(args: &MkimageArgs) -> Result<bool> {
     refuse_inside(&args.src, &args.objects, "--objects")?;
     refuse_inside(&args.src, &args.image, "IMAGE")?;
     let store = ObjectStore::open(&args.objects)?;
-    let (tree, stats) = scan::scan(&args.src, &store)?;
+    // Many files take a while: a count on a terminal, with the current path.
+    let spinner = super::progress::stderr_spinner(args.json);
+    let scanned = scan::scan_with_progress(&args.src, &store, &|path| {
+        spinner.inc(1);
+        spinner.set_message(path.display().to_string());
+    });
+    spinner.finish_and_clear();
+    let (tree, stats) = scanned?;
     let bytes = crate::image::write_image(&tree)
         .with_context(|| format!("can't write an image of '{}'", args.src.display()))?;
     write_atomically(&args.image, &bytes)?;

@@ -3,9 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod args;
+mod completions;
 mod digest;
 mod dump;
 mod enable;
@@ -13,17 +14,20 @@ mod helper;
 mod keys;
 mod locate;
 mod logging;
+mod man;
 mod measure;
 mod mkimage;
 mod mount;
+mod progress;
 mod rpm;
 mod status;
 mod verify;
+mod version;
 
 /// fs-verity for any filesystem: a FUSE mount that verifies every block of
 /// verity files against a kernel-compatible Merkle tree.
 #[derive(Parser, Debug)]
-#[command(name = "fsverity-fuse", version, about, long_about = None, propagate_version = true)]
+#[command(name = "fsverity-fuse", version = version::SHORT, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -57,6 +61,24 @@ enum Command {
     DumpMetadata(dump::DumpArgs),
     /// Write a composefs image of a directory and fill its object store.
     Mkimage(mkimage::MkimageArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    Completions(completions::CompletionsArgs),
+    /// Write the manual pages (troff).
+    #[command(hide = true)]
+    Man(man::ManArgs),
+}
+
+/// The whole command-line definition: the one source of parsing, `--help`,
+/// `--version`, the manual pages and the shell completions.
+pub fn command() -> clap::Command {
+    Cli::command().long_version(version::long())
+}
+
+/// Parses the process's arguments with [`command`]; exits like clap (status 2
+/// on a usage error, 0 after `--help` or `--version`).
+fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// A mistake in how the command was invoked (exit code 2).
@@ -72,17 +94,14 @@ pub(crate) fn report(e: &anyhow::Error) {
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let subcommands: Vec<String> = {
-        use clap::CommandFactory;
-        Cli::command()
-            .get_subcommands()
-            .map(|c| c.get_name().to_owned())
-            .chain(["help".to_owned()])
-            .collect()
-    };
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .chain(["help".to_owned()])
+        .collect();
     let result = match helper::detect(&argv, &subcommands) {
         Some((args, style)) => run_helper(&args, style),
-        None => run(Cli::parse()),
+        None => run(parse()),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -143,6 +162,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Status(args) => status::run(&args),
         Command::DumpMetadata(args) => dump::run(&args),
         Command::Mkimage(args) => mkimage::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
 

@@ -140,13 +140,13 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Checks the arguments and turns them into a mount configuration.
 fn config(args: &MountArgs) -> Result<MountConfig> {
-    // An image: a file, with the options of an image mount (a file alone is
-    // refused below as a backing directory that is not one).
+    // A file is an image (which needs --objects: a usage error naming the
+    // file says so when it is missing).
     let image_options = !args.objects.is_empty()
         || args.digest.is_some()
         || args.signature.is_some()
         || args.insecure;
-    let is_image = args.backing.is_file() && image_options;
+    let is_image = args.backing.is_file();
     let attr_timeout = args
         .attr_timeout
         .unwrap_or(if is_image { 3600.0 } else { 1.0 });
@@ -179,12 +179,7 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
             },
             insecure: args.insecure,
         }),
-        false
-            if !args.objects.is_empty()
-                || args.digest.is_some()
-                || args.signature.is_some()
-                || args.insecure =>
-        {
+        false if image_options => {
             return Err(super::UsageError(
                 "--objects, --digest, --signature and --insecure are for image mounts (BACKING an image file)".into(),
             )
@@ -193,7 +188,11 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
         false => None,
     };
     if image.as_ref().is_some_and(|i| i.objects.is_empty()) {
-        return Err(super::UsageError("an image mount needs --objects DIR".into()).into());
+        return Err(super::UsageError(format!(
+            "'{}' is not a directory: mounting an image file needs --objects DIR",
+            args.backing.display()
+        ))
+        .into());
     }
     Ok(MountConfig {
         image,

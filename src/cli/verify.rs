@@ -1,11 +1,9 @@
 //! `fsverity-fuse verify PATH...`: offline check of backing files.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::locate::{Located, store_dir};
 use crate::signature::TrustedKeys;
@@ -83,18 +81,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<bool> {
         .filter_map(|f| f.metadata().ok())
         .map(|m| m.len())
         .sum();
-    let bar = if std::io::stderr().is_terminal() && !args.json {
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = super::progress::stderr_bar(total, super::progress::Unit::Bytes, args.json);
     let mut reports: Vec<FileReport> = Vec::new();
     for f in &files {
         bar.set_message(f.display().to_string());

@@ -168,6 +168,7 @@ impl VerityFs {
             },
             &sign,
             &interrupted,
+            &|_| {},
         );
         match result {
             Ok(meta) => {

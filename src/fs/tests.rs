@@ -131,6 +131,7 @@ fn enable(path: &Path, signature: Option<Vec<u8>>) {
         crate::merkle::BuildOptions { threads: 1 },
         &|_| Ok(signature.clone()),
         &|| false,
+        &|_| {},
     )
     .expect("enable");
 }

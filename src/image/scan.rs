@@ -220,6 +220,13 @@ fn copy_sparse(src: &File, dst: &File) -> io::Result<()> {
 
 /// Scans `src` into a tree, adding regular files' contents to `store`.
 pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanError> {
+    scan_with_progress(src, store, &|_| {})
+}
+
+/// [`scan`], telling `progress` each path it has described (hard links once).
+pub fn scan_with_progress(
+    src: &Path, store: &ObjectStore, progress: &dyn Fn(&Path),
+) -> Result<(Tree, ScanStats), ScanError> {
     let read_err = |p: &Path| {
         let p = p.to_path_buf();
         move |source| ScanError::Read { path: p, source }
@@ -257,6 +264,7 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
                         .push(node_of(&path, child_rel.clone(), &meta, body)?);
                     let i = tree.nodes.len() - 1;
                     stats.inodes += 1;
+                    progress(&path);
                     if is_dir {
                         stats.directories += 1;
                         queue.push_back((i, path.clone(), child_rel));

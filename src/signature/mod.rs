@@ -27,6 +27,9 @@ use pkcs7::{Certificate, DigestAlgorithm, SignedMessage};
 
 pub mod pkcs7;
 
+/// The signature formats this build makes and verifies (for `--version`).
+pub const FORMATS: [&str; 2] = ["Ed25519", "PKCS#7 (RSA 2048-4096, ECDSA P-256/P-384)"];
+
 /// Size of an Ed25519 signature.
 pub const SIGNATURE_SIZE: usize = 64;
 

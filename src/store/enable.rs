@@ -85,11 +85,16 @@ pub type SignFn<'a, R> = &'a dyn Fn(&Descriptor) -> Result<Option<Vec<u8>>, R>;
 /// Asked while hashing: true stops the enable, leaving the file as it was.
 pub type InterruptFn<'a> = &'a (dyn Fn() -> bool + Sync);
 
+/// Told the bytes of the file hashed so far, chunk by chunk (holes included).
+pub type ProgressFn<'a> = &'a (dyn Fn(u64) + Sync);
+
 /// The data of a file being enabled, read through a check of the caller's
-/// wish to stop (every few chunks: a check costs a /proc read).
+/// wish to stop (every few chunks: a check costs a /proc read), reporting the
+/// bytes read (or skipped as holes) to `progress`.
 struct Interruptible<'a> {
     file: &'a File,
     interrupted: InterruptFn<'a>,
+    progress: ProgressFn<'a>,
     reads: std::sync::atomic::AtomicU32,
 }
 
@@ -105,11 +110,17 @@ impl DataSource for Interruptible<'_> {
         if n.is_multiple_of(4) && (self.interrupted)() {
             return Err(io::Error::from_raw_os_error(libc::ECANCELED));
         }
-        self.file.read_at(buf, offset)
+        let n = self.file.read_at(buf, offset)?;
+        (self.progress)(n as u64);
+        Ok(n)
     }
 
     fn is_hole(&self, start: u64, end: u64) -> bool {
-        self.file.is_hole(start, end)
+        let hole = self.file.is_hole(start, end);
+        if hole {
+            (self.progress)(end - start);
+        }
+        hole
     }
 }
 
@@ -126,10 +137,11 @@ fn was_interrupted(e: &TreeError) -> bool {
 /// `store` if given (else it is rebuilt when first needed) and
 /// the signature `sign` returns for the descriptor, before the xattr is set.
 /// `interrupted` is asked while hashing and before committing: when it says
-/// so, the file stays as it was.
+/// so, the file stays as it was. `progress` is told the bytes hashed as the
+/// hashing goes (from the hashing threads).
 pub fn enable_file<R: std::error::Error + 'static>(
     file: &File, store: Option<&TreeStore>, params: &TreeParams, options: BuildOptions,
-    sign: SignFn<'_, R>, interrupted: InterruptFn<'_>,
+    sign: SignFn<'_, R>, interrupted: InterruptFn<'_>, progress: ProgressFn<'_>,
 ) -> Result<VerityMetadata, EnableError<R>> {
     let before = file.metadata().map_err(|source| EnableError::Io {
         context: "stat",
@@ -152,6 +164,7 @@ pub fn enable_file<R: std::error::Error + 'static>(
     let data = Interruptible {
         file,
         interrupted,
+        progress,
         reads: Default::default(),
     };
     let built = match store {

@@ -6,5 +6,6 @@ mod image;
 mod ioctl;
 mod mount;
 mod ops;
+mod progress;
 mod signatures;
 mod util;

@@ -171,6 +171,7 @@ impl Installed<'_> {
             options,
             &sign,
             &|| false,
+            &|_| {},
         ) {
             Ok(meta) => {
                 let d = &meta.descriptor;
@@ -247,8 +248,15 @@ pub(crate) fn run(args: &EnableRpmArgs) -> Result<bool> {
     };
 
     let mut results = Vec::with_capacity(package.files.len());
+    // Packages of many files take a while: a bar on a terminal, by files.
+    let bar = super::progress::stderr_bar(
+        package.files.len() as u64,
+        super::progress::Unit::Files,
+        args.json,
+    );
     for f in &package.files {
         let display = String::from_utf8_lossy(&f.path).into_owned();
+        bar.set_message(display.clone());
         let result = if let Some(reason) = skip_reason(f) {
             FileResult::new(&display, Outcome::Skipped, reason.to_owned())
         } else {
@@ -265,8 +273,9 @@ pub(crate) fn run(args: &EnableRpmArgs) -> Result<bool> {
                 (Some(rel), Ok(Some(sig))) => ctx.enable(&display, &rel, sig),
             }
         };
+        bar.inc(1);
         if !args.json {
-            match result.result {
+            bar.suspend(|| match result.result {
                 Outcome::Enabled => println!(
                     "enabled {} {} (signed by {})",
                     result.digest.as_deref().unwrap_or_default(),
@@ -283,10 +292,11 @@ pub(crate) fn run(args: &EnableRpmArgs) -> Result<bool> {
                     result.path,
                     result.reason.as_deref().unwrap_or_default()
                 ),
-            }
+            });
         }
         results.push(result);
     }
+    bar.finish_and_clear();
     let count = |o: Outcome| results.iter().filter(|r| r.result == o).count();
     let (enabled, failed, skipped) = (
         count(Outcome::Enabled),

@@ -59,13 +59,15 @@ fn unusable_paths_fail_with_a_message_naming_them() {
     let (backing, mnt) = (s.backing(), s.mnt());
     let inside = s.b("inner-mnt");
     fs::create_dir(&inside).expect("mkdir");
-    let cases: [(&str, &Path, &Path, &Path, &str); 5] = [
+    // A file as BACKING is an image, which needs --objects: a usage error (2).
+    let cases: [(&str, &Path, &Path, &Path, &str, i32); 5] = [
         (
             "missing mount point",
             &backing,
             &missing,
             &missing,
             "does not exist",
+            1,
         ),
         (
             "mount point is a file",
@@ -73,6 +75,7 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             &file,
             &file,
             "not a directory",
+            1,
         ),
         (
             "missing backing directory",
@@ -80,6 +83,7 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             &mnt,
             &missing,
             "No such file",
+            1,
         ),
         (
             "backing directory is a file",
@@ -87,6 +91,7 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             &mnt,
             &file,
             "ot a directory",
+            2,
         ),
         (
             "mount point inside the backing directory",
@@ -94,11 +99,12 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             &inside,
             &inside,
             "inside the backing directory",
+            1,
         ),
     ];
-    for (what, b, m, named, reason) in cases {
+    for (what, b, m, named, reason, want) in cases {
         let (code, stderr) = mount_must_fail(&[b, m], &[], m);
-        assert_eq!(code, 1, "{what}: exit code; stderr: {stderr}");
+        assert_eq!(code, want, "{what}: exit code; stderr: {stderr}");
         assert!(
             stderr.contains(&*named.to_string_lossy()),
             "{what}: message does not name {}: {stderr}",

@@ -325,6 +325,22 @@ fn enable_rpm_uses_the_package_signatures() {
     let (out, doc) = enable_rpm(&pkg, &root, &cert);
     out.expect_success();
     assert_eq!(doc["summary"]["skipped"], 6, "{doc}");
+    // Text mode, piped: the report on stdout, nothing on stderr (no progress bar).
+    let out = run_bin([
+        OsStr::new("enable-rpm"),
+        pkg.as_os_str(),
+        OsStr::new("--root"),
+        root.as_os_str(),
+        OsStr::new("--trusted-key"),
+        cert.as_os_str(),
+    ]);
+    out.expect_success();
+    assert!(
+        out.stdout.contains("0 enabled, 0 failed, 6 skipped"),
+        "{out:?}"
+    );
+    crate::progress::assert_no_progress_bar("enable-rpm", &out.stderr);
+    assert_eq!(out.stderr, "", "enable-rpm wrote to stderr");
 
     // Tampered with after extraction: reported, left plain; the rest proceed.
     let tampered = d.join("tampered");
