@@ -32,4 +32,6 @@ pub(crate) mod namespace;
 pub mod signature;
 pub(crate) mod store;
 pub(crate) mod sys;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod verity;

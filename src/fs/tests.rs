@@ -13,6 +13,7 @@ use crate::ioctl::EnableRequest;
 use crate::namespace::{Caller, ROOT_ID, SetAttr, XattrReply};
 use crate::signature::{PrivateKey, TrustedKeys};
 use crate::store::{METADATA_XATTR, enable_file};
+use crate::testing::pseudo_random as data;
 use crate::verity::OnCorruption;
 
 /// Root, calling from this process (whose /proc entry says it is alive: an
@@ -29,18 +30,6 @@ fn root() -> Caller {
 struct Fixture {
     dir: tempfile::TempDir,
     fs: Arc<VerityFs>,
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 impl Fixture {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::format::HashAlgorithm;
+use crate::testing::Rng;
 
 fn node(path: &str, kind: FileType, perm: u32, body: Body) -> Node {
     Node {
@@ -515,21 +516,6 @@ fn shared_directory_blocks_cannot_blow_up_parsing() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
-/// Minimal xorshift for the fuzz loop (reproducible from its seed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Runs every query over every inode of a parsed image.
 fn exercise(img: &Image) {
     for i in 1..=img.inode_count() {
@@ -563,7 +549,7 @@ fn exercise(img: &Image) {
 fn fuzzed_images_never_panic_or_hang() {
     let good = write_image(&sample()).expect("write");
     exercise(&Image::parse(good.clone()).expect("parse"));
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let mut rng = Rng::new(0x5EED_1234_ABCD_0001);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut parsed = 0;
     for round in 0..20_000 {
@@ -571,30 +557,30 @@ fn fuzzed_images_never_panic_or_hang() {
         match round % 5 {
             0 => {
                 // Flip a few bits anywhere in the metadata.
-                for _ in 0..1 + rng.below(8) {
-                    let at = rng.below(img.len().min(40_000));
-                    img[at] ^= 1 << rng.below(8);
+                for _ in 0..1 + rng.index(8) {
+                    let at = rng.index(img.len().min(40_000));
+                    img[at] ^= 1 << rng.index(8);
                 }
             }
-            1 => img.truncate(rng.below(good.len())),
+            1 => img.truncate(rng.index(good.len())),
             2 => {
                 // A random 16/32/64-bit value at a random offset.
-                let at = rng.below(img.len().min(40_000) - 8);
-                let width = [2, 4, 8][rng.below(3)];
+                let at = rng.index(img.len().min(40_000) - 8);
+                let width = [2, 4, 8][rng.index(3)];
                 let v = rng.next().to_le_bytes();
                 img[at..at + width].copy_from_slice(&v[..width]);
             }
             3 => {
                 // Splice a chunk of the image over another place.
-                let len = 1 + rng.below(256);
-                let from = rng.below(img.len() - len);
-                let to = rng.below(img.len() - len);
+                let len = 1 + rng.index(256);
+                let from = rng.index(img.len() - len);
+                let to = rng.index(img.len() - len);
                 let chunk = img[from..from + len].to_vec();
                 img[to..to + len].copy_from_slice(&chunk);
             }
             _ => {
                 // Random bytes of a random length after a valid superblock.
-                let len = 1152 + rng.below(20_000);
+                let len = 1152 + rng.index(20_000);
                 img.truncate(len.min(img.len()));
                 for b in img[1152..].iter_mut() {
                     *b = rng.next() as u8;

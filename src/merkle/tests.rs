@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::format::{BlockHasher, HashAlgorithm, HashValue, TreeParams};
+use crate::testing::pseudo_random;
 
 /// The textbook construction: hash every level in memory, then concatenate
 /// levels root first.
@@ -36,18 +37,6 @@ fn reference(data: &[u8], params: &TreeParams) -> (HashValue, Vec<u8>) {
         level = pad(&hashes);
         levels.push(level.clone());
     }
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn build(data: &[u8], params: &TreeParams, threads: usize) -> (crate::format::Descriptor, Vec<u8>) {

@@ -219,15 +219,7 @@ impl Mount {
 
     /// Sends SIGTERM and returns the daemon's exit status.
     pub fn terminate(mut self) -> ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(child),
-            rustix::process::Signal::TERM,
-        )
-        .expect("kill");
-        let status = wait_timeout(child, Duration::from_secs(20))
-            .expect("daemon did not exit after SIGTERM");
-        self.child = None;
+        let status = self.sigterm();
         assert!(!is_mounted(&self.mnt), "mount still present after SIGTERM");
         status
     }
@@ -235,6 +227,14 @@ impl Mount {
     /// Sends SIGTERM and returns the daemon's exit status, leaving whatever
     /// stays mounted at the mount point to the caller (who must unmount it).
     pub fn terminate_keeping_mounts(mut self) -> ExitStatus {
+        let status = self.sigterm();
+        // No unmount by path in Drop: it would take the topmost mount.
+        std::mem::forget(self);
+        status
+    }
+
+    /// SIGTERM, then the daemon's exit status.
+    fn sigterm(&mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("running");
         rustix::process::kill_process(
             rustix::process::Pid::from_child(child),
@@ -244,8 +244,6 @@ impl Mount {
         let status = wait_timeout(child, Duration::from_secs(20))
             .expect("daemon did not exit after SIGTERM");
         self.child = None;
-        // No unmount by path in Drop: it would take the topmost mount.
-        std::mem::forget(self);
         status
     }
 
