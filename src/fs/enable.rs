@@ -1,7 +1,9 @@
-//! Enables through the mount run off the request threads, on a small pool of
-//! worker threads owned by the filesystem: hashing a large file takes seconds,
-//! and must neither hold a request thread nor start an unbounded number of
-//! threads. Requests beyond the queue's bound are refused (EBUSY).
+//! Slow work off the request threads, on a small pool of worker threads owned
+//! by the filesystem: enables through the mount, and opens that must rebuild a
+//! lost Merkle tree. Hashing a large file takes seconds, and must neither hold
+//! a request thread (other files' requests would wait behind it) nor start an
+//! unbounded number of threads. Requests beyond the queue's bound are refused
+//! (EBUSY).
 
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -66,6 +68,21 @@ impl EnablePool {
 }
 
 impl VerityFs {
+    /// Opens like [`VerityFs::open`] and hands the result to `done`: at once
+    /// when that is quick, else (a verity file whose tree must be rebuilt from
+    /// its data) from a worker of the pool, so that a file's tree never holds
+    /// the request threads unrelated requests need.
+    pub(crate) fn open_then(
+        self: &Arc<Self>, id: u64, flags: i32, caller: Caller,
+        done: impl FnOnce(Result<super::Opened>) + Send + 'static,
+    ) {
+        if !self.open_must_rebuild(id) {
+            return done(self.open(id, flags, caller));
+        }
+        let fs = self.clone();
+        self.later(move || fs.open(id, flags, caller), done);
+    }
+
     /// Runs [`VerityFs::enable_verity`] on the enable pool and hands its
     /// result to `done` (from a worker thread).
     pub(crate) fn enable_verity_later(
@@ -73,17 +90,24 @@ impl VerityFs {
         done: impl FnOnce(Result<()>) + Send + 'static,
     ) {
         let fs = self.clone();
+        self.later(move || fs.enable_verity(id, fh, req, caller), done);
+    }
+
+    /// Runs `work` on the pool, then `done` with its result (an error when the
+    /// pool refuses it, or when `work` panics).
+    fn later<T: Send + 'static>(
+        &self, work: impl FnOnce() -> Result<T> + Send + 'static,
+        done: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
         let done = Arc::new(Mutex::new(Some(done)));
         let finish = done.clone();
         let job: Job = Box::new(move || {
-            // A panic while enabling must still answer the caller.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                fs.enable_verity(id, fh, req, caller)
-            }))
-            .unwrap_or_else(|_| {
-                tracing::error!("enable panicked; replied EIO");
-                Err(Error::Panicked)
-            });
+            // A panic must still answer the caller.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|_| {
+                    tracing::error!("background work panicked; replied EIO");
+                    Err(Error::Panicked)
+                });
             if let Some(done) = finish.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 done(result);
             }

@@ -78,6 +78,18 @@ impl VerityFs {
         }
     }
 
+    /// Whether opening `id` means rebuilding its Merkle tree from the data (a
+    /// verity file with no live verifier whose tree is not in the store).
+    pub(super) fn open_must_rebuild(&self, id: u64) -> bool {
+        let Ok(attr) = self.ns.getattr(id) else {
+            return false;
+        };
+        match self.verity_state(id, &attr, false) {
+            Ok(VerityState::Verity(vf)) => !vf.has_verifier() && self.trees.must_rebuild(&vf),
+            _ => false,
+        }
+    }
+
     /// The verifier the open handles of `vf` share (made now if none is
     /// alive: its tree found, or rebuilt from `data`, while the data still
     /// matches).

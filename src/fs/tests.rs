@@ -825,3 +825,42 @@ fn renames_links_and_removals_of_verity_files_are_allowed() {
     f.fs.unlink(ROOT_ID, OsStr::new("g")).expect("unlink");
     assert!(f.read_all("h").expect("read") == content);
 }
+
+#[test]
+fn opens_that_rebuild_a_tree_run_off_the_request_thread() {
+    let f = Fixture::new();
+    let content = f.verity("big", 1 << 20, 22);
+    f.verity("kept", 1 << 20, 23);
+    f.verity("small", 20_000, 24);
+    for t in f.tree_files() {
+        std::fs::remove_file(t).expect("rm tree");
+    }
+    // "kept" gets its tree back from a plain open, so only "big" must rebuild.
+    let kept = f.open("kept", libc::O_RDONLY).expect("open");
+    f.fs.release(kept.fh).expect("release");
+    let thread_of = |name: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        f.fs.open_then(f.ino(name), libc::O_RDONLY, root(), move |r| {
+            let thread = std::thread::current().name().map(str::to_owned);
+            tx.send((thread, r.map(|o| o.fh).map_err(|e| e.errno())))
+                .expect("send");
+        });
+        rx.recv().expect("answered")
+    };
+    let here = std::thread::current().name().map(str::to_owned);
+    let (thread, fh) = thread_of("big");
+    assert!(
+        thread.is_some_and(|n| n.starts_with("enable-")),
+        "a rebuild runs on the pool"
+    );
+    let fh = fh.expect("opened");
+    assert_eq!(
+        f.fs.read(fh, 0, 100).expect("read").as_slice(),
+        &content[..100]
+    );
+    for quick in ["kept", "small", "big"] {
+        let (thread, fh) = thread_of(quick);
+        assert_eq!(thread, here, "{quick}: answered at once");
+        assert!(fh.is_ok());
+    }
+}

@@ -278,8 +278,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let who = caller(req);
-        self.answer("open", reply, |_| self.fs.open(ino.0, flags.0, who), opened);
+        // Answered at once, or from the filesystem's workers when the open
+        // must rebuild a Merkle tree.
+        let fs = self.fs.clone();
+        let done = move |result| answer(&fs, "open", reply, |_| result, opened);
+        self.fs.open_then(ino.0, flags.0, caller(req), done);
     }
 
     fn read(

@@ -105,6 +105,15 @@ impl VerityFile {
         Ok(v)
     }
 
+    /// Whether handles share a live verifier now.
+    pub(crate) fn has_verifier(&self) -> bool {
+        self.verifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .strong_count()
+            > 0
+    }
+
     /// Whether the signature verifies under `keys` (once per file: the keys do
     /// not change during a mount).
     pub(crate) fn signature_verdict(

@@ -229,6 +229,32 @@ impl TreeResolver {
         Ok(Verifier::new(d, tree, self.cache.clone()))
     }
 
+    /// Whether a verifier for `vf` would have to build its tree from the data
+    /// now (no tree in the store, and not a small file, whose tree waits for a
+    /// partial read).
+    pub(crate) fn must_rebuild(&self, vf: &VerityFile) -> bool {
+        let (algorithm, digest, size) = (vf.algorithm(), vf.digest(), vf.data_size());
+        let tree_size = match vf.descriptor() {
+            Some(d) => {
+                let g = d.geometry();
+                let small =
+                    g.tree_size() == g.block_size() as u64 && d.data_size() <= SMALL_FILE_MAX;
+                if small {
+                    return false;
+                }
+                g.tree_size()
+            }
+            None => match crate::format::TreeGeometry::new(size, 12, algorithm.digest_size()) {
+                Ok(g) => g.tree_size(),
+                Err(_) => return false,
+            },
+        };
+        tree_size > 0
+            && self.store.as_ref().is_none_or(|s| {
+                !matches!(s.open_tree_of(algorithm, digest, tree_size), Ok(Some(_)))
+            })
+    }
+
     /// The stored tree, else one rebuilt from `data`.
     fn find_or_rebuild(
         &self, descriptor: &Descriptor, data: &dyn DataSource,
