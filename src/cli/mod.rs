@@ -151,8 +151,8 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
 /// until it is detached.
 pub(crate) fn init_daemon_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
-    if std::path::Path::new("/run/systemd/journal/socket").exists() {
-        if let Ok(journald) = tracing_journald::layer() {
+    if std::path::Path::new("/run/systemd/journal/socket").exists()
+        && let Ok(journald) = tracing_journald::layer() {
             logging::install(
                 tracing_subscriber::registry()
                     .with(logging::filter(verbose))
@@ -160,7 +160,6 @@ pub(crate) fn init_daemon_logging(verbose: u8) {
             );
             return;
         }
-    }
     init_logging(verbose);
 }
 

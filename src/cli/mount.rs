@@ -88,7 +88,10 @@ pub(crate) struct MountArgs {
 /// Parses `sha256:HEX`, `sha512:HEX` or bare hex (its length tells the algorithm).
 pub(crate) fn parse_digest(s: &str) -> Result<(HashAlgorithm, HashValue), String> {
     let (alg, hex) = match s.split_once(':') {
-        Some((alg, hex)) => (Some(alg.parse::<HashAlgorithm>().map_err(|e| e.to_string())?), hex),
+        Some((alg, hex)) => (
+            Some(alg.parse::<HashAlgorithm>().map_err(|e| e.to_string())?),
+            hex,
+        ),
         None => (None, s),
     };
     let bytes = hex::decode(hex).map_err(|e| format!("'{hex}' is not hex: {e}"))?;
@@ -97,10 +100,19 @@ pub(crate) fn parse_digest(s: &str) -> Result<(HashAlgorithm, HashValue), String
         None => HashAlgorithm::ALL
             .into_iter()
             .find(|a| a.is_kernel_algorithm() && a.digest_size() == bytes.len())
-            .ok_or_else(|| format!("a digest of {} bytes has no algorithm; write ALG:HEX", bytes.len()))?,
+            .ok_or_else(|| {
+                format!(
+                    "a digest of {} bytes has no algorithm; write ALG:HEX",
+                    bytes.len()
+                )
+            })?,
     };
     if bytes.len() != alg.digest_size() {
-        return Err(format!("a {alg} digest is {} bytes, not {}", alg.digest_size(), bytes.len()));
+        return Err(format!(
+            "a {alg} digest is {} bytes, not {}",
+            alg.digest_size(),
+            bytes.len()
+        ));
     }
     Ok((alg, HashValue::from_slice(&bytes)))
 }
@@ -142,15 +154,26 @@ fn config(args: &MountArgs) -> Result<MountConfig> {
     let ttl = Duration::from_secs_f64(args.attr_timeout);
     let image = match args.backing.is_file() {
         true => Some(ImageOptions {
-            objects: args.objects.iter().map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone())).collect(),
+            objects: args
+                .objects
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+                .collect(),
             digest: args.digest,
             signature: match &args.signature {
-                Some(p) => Some(std::fs::read(p).with_context(|| format!("signature {}", p.display()))?),
+                Some(p) => {
+                    Some(std::fs::read(p).with_context(|| format!("signature {}", p.display()))?)
+                }
                 None => None,
             },
             insecure: args.insecure,
         }),
-        false if !args.objects.is_empty() || args.digest.is_some() || args.signature.is_some() || args.insecure => {
+        false
+            if !args.objects.is_empty()
+                || args.digest.is_some()
+                || args.signature.is_some()
+                || args.insecure =>
+        {
             return Err(super::UsageError(
                 "--objects, --digest, --signature and --insecure are for image mounts (BACKING an image file)".into(),
             )
@@ -208,7 +231,8 @@ pub(crate) fn check(args: &MountArgs) -> Result<bool> {
         "backing directory {} is not a directory",
         config.backing.display()
     );
-    for (path, what) in [(&config.mountpoint, "mount point")] {
+    {
+        let (path, what) = (&config.mountpoint, "mount point");
         anyhow::ensure!(
             path.is_dir(),
             "{what} {} is not a directory",

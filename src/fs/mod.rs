@@ -238,7 +238,8 @@ impl VerityFs {
         };
         let bytes = read_image(path).map_err(|e| fail(e.to_string()))?;
         let algorithm = image.digest.map_or(HashAlgorithm::Sha256, |(a, _)| a);
-        let params = crate::format::TreeParams::new(algorithm, 4096, &[]).map_err(|e| fail(e.to_string()))?;
+        let params = crate::format::TreeParams::new(algorithm, 4096, &[])
+            .map_err(|e| fail(e.to_string()))?;
         let descriptor = crate::merkle::build_tree(
             &&bytes[..],
             &params,
@@ -291,7 +292,11 @@ impl VerityFs {
             }),
         };
         options.read_only = true;
-        let ns = ImageNs::new(&path.canonicalize().unwrap_or_else(|_| path.to_path_buf()), parsed, objects);
+        let ns = ImageNs::new(
+            &path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            parsed,
+            objects,
+        );
         let mut fs = Self::with_namespace(Box::new(ns), store, options);
         fs.image = Some(status::ImageStatus {
             digest: format!("{algorithm}:{digest}"),
@@ -300,7 +305,11 @@ impl VerityFs {
                 Trust::Signature(signer) => format!("signature by {signer}"),
                 Trust::Insecure => "insecure (not verified)".into(),
             },
-            objects: image.objects.iter().map(|d| d.display().to_string()).collect(),
+            objects: image
+                .objects
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect(),
         });
         Ok(fs)
     }
@@ -402,11 +411,10 @@ impl VerityFs {
     /// Attributes as the mount reports them: verity files have their verified
     /// size.
     fn report(&self, mut attr: Attr) -> Attr {
-        if attr.is_regular() {
-            if let Ok(VerityState::Verity(v)) = self.verity_state(attr.ino, &attr, false) {
+        if attr.is_regular()
+            && let Ok(VerityState::Verity(v)) = self.verity_state(attr.ino, &attr, false) {
                 attr.size = v.data_size();
             }
-        }
         attr
     }
 

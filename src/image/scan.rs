@@ -148,10 +148,17 @@ impl ObjectStore {
                 .build_and_install(&tmp, &TreeParams::default(), BuildOptions::default())
                 .map_err(|e| match e {
                     crate::store::TreeError::Build(b) => hash_err(b),
-                    other => hash_err(crate::merkle::BuildError::Io(io::Error::other(other.to_string()))),
+                    other => hash_err(crate::merkle::BuildError::Io(io::Error::other(
+                        other.to_string(),
+                    ))),
                 })?,
-            None => build_tree(&tmp, &TreeParams::default(), &mut NullSink, BuildOptions::default())
-                .map_err(hash_err)?,
+            None => build_tree(
+                &tmp,
+                &TreeParams::default(),
+                &mut NullSink,
+                BuildOptions::default(),
+            )
+            .map_err(hash_err)?,
         };
         let digest = descriptor.digest();
         let rel = super::overlay::object_path(&digest);
@@ -269,10 +276,7 @@ pub fn scan(src: &Path, store: &ObjectStore) -> Result<(Tree, ScanStats), ScanEr
 
 /// The body of a non-root file: reads small files, stores large ones.
 fn body_of(
-    path: &Path,
-    meta: &fs::Metadata,
-    store: &ObjectStore,
-    stats: &mut ScanStats,
+    path: &Path, meta: &fs::Metadata, store: &ObjectStore, stats: &mut ScanStats,
 ) -> Result<Body, ScanError> {
     let read_err = |source| ScanError::Read {
         path: path.to_path_buf(),

@@ -168,8 +168,8 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
             path: config.mountpoint.clone(),
             reason: e.to_string(),
         })?;
-    if let Ok(backing) = config.backing.canonicalize() {
-        if mountpoint != backing && mountpoint.starts_with(&backing) {
+    if let Ok(backing) = config.backing.canonicalize()
+        && mountpoint != backing && mountpoint.starts_with(&backing) {
             return Err(MountError::Mountpoint {
                 path: config.mountpoint.clone(),
                 reason: format!(
@@ -178,7 +178,6 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
                 ),
             });
         }
-    }
     raise_fd_limit();
     crate::sys::limit_malloc_arenas(2);
     // The kernel applied the caller's umask already (FUSE_DONT_MASK is not

@@ -30,7 +30,7 @@ use crate::format::{HashAlgorithm, TreeParams};
 use crate::image::{Content, Image, Ino, QueryError};
 use crate::merkle::{BuildOptions, NullSink, build_tree};
 use crate::store::VerityMetadata;
-use crate::verity::{Claim, DataOpener, Damage, NodeVerity};
+use crate::verity::{Claim, Damage, DataOpener, NodeVerity};
 
 /// The object directories, searched in order (like `basedir=a:b`).
 #[derive(Debug)]
@@ -64,7 +64,8 @@ impl Objects {
         let mut missing = io::Error::from(io::ErrorKind::NotFound);
         for (_, dir) in &self.dirs {
             let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            let resolve =
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
             match rustix::fs::openat2(dir, rel, flags, Mode::empty(), resolve) {
                 Ok(fd) => {
                     let st = rustix::fs::fstat(&fd)?;
@@ -76,11 +77,16 @@ impl Objects {
                     }
                     return Ok(File::from(fd));
                 }
-                Err(rustix::io::Errno::NOENT) => missing = io::Error::from_raw_os_error(libc::ENOENT),
+                Err(rustix::io::Errno::NOENT) => {
+                    missing = io::Error::from_raw_os_error(libc::ENOENT)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(io::Error::new(missing.kind(), format!("object {rel} is missing from the object store")))
+        Err(io::Error::new(
+            missing.kind(),
+            format!("object {rel} is missing from the object store"),
+        ))
     }
 }
 
@@ -141,10 +147,16 @@ impl ImageNs {
     /// A sealed memory file holding `bytes` (a file stored in the image).
     fn memory_file(bytes: &[u8]) -> Result<File> {
         use rustix::fs::{MemfdFlags, SealFlags};
-        let fd = rustix::fs::memfd_create("image-file", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+        let fd = rustix::fs::memfd_create(
+            "image-file",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
         let file = File::from(fd);
         std::os::unix::fs::FileExt::write_all_at(&file, bytes, 0)?;
-        rustix::fs::fcntl_add_seals(&file, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)?;
+        rustix::fs::fcntl_add_seals(
+            &file,
+            SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+        )?;
         Ok(file)
     }
 
@@ -163,7 +175,9 @@ fn query(e: QueryError) -> Error {
     match e {
         QueryError::NoInode(id) => Error::UnknownInode(id),
         QueryError::NotDirectory(_) => Error::NotDirectory,
-        QueryError::NotSymlink(_) | QueryError::NotRegular(_) => Error::InvalidArgument(e.to_string()),
+        QueryError::NotSymlink(_) | QueryError::NotRegular(_) => {
+            Error::InvalidArgument(e.to_string())
+        }
     }
 }
 
@@ -194,7 +208,11 @@ impl Namespace for ImageNs {
     }
 
     fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
-        match self.image.lookup(Ino(parent), name.as_bytes()).map_err(query)? {
+        match self
+            .image
+            .lookup(Ino(parent), name.as_bytes())
+            .map_err(query)?
+        {
             Some(ino) => self.attr(ino.0),
             None => Err(Error::Backing(io::Error::from_raw_os_error(libc::ENOENT))),
         }
@@ -260,7 +278,12 @@ impl Namespace for ImageNs {
                 // The bytes come from the verified image: their descriptor too.
                 Ok(bytes) => {
                     let mut sink = NullSink;
-                    match build_tree(&bytes.as_slice(), &TreeParams::default(), &mut sink, BuildOptions { threads: 1 }) {
+                    match build_tree(
+                        &bytes.as_slice(),
+                        &TreeParams::default(),
+                        &mut sink,
+                        BuildOptions { threads: 1 },
+                    ) {
                         Ok(descriptor) => Claim::Metadata(VerityMetadata {
                             descriptor,
                             signature: None,
@@ -279,12 +302,14 @@ impl Namespace for ImageNs {
             return Err(Error::ReadOnly);
         }
         match self.image.content(Ino(id)).map_err(query)? {
-            Content::External(e) => self.objects.object(&e.object_path()).map_err(|err| {
-                Error::VerityDamaged {
-                    path: self.describe(id),
-                    reason: err.to_string(),
-                }
-            }),
+            Content::External(e) => {
+                self.objects
+                    .object(&e.object_path())
+                    .map_err(|err| Error::VerityDamaged {
+                        path: self.describe(id),
+                        reason: err.to_string(),
+                    })
+            }
             Content::Inline(_) => Self::memory_file(&self.inline_bytes(id)?),
             Content::Empty => Self::memory_file(&[]),
         }
@@ -303,7 +328,11 @@ impl Namespace for ImageNs {
     fn describe(&self, id: u64) -> String {
         match self.image.content(Ino(id)) {
             Ok(Content::External(e)) => {
-                format!("{} inode {id} (object {})", self.path.display(), e.object_path())
+                format!(
+                    "{} inode {id} (object {})",
+                    self.path.display(),
+                    e.object_path()
+                )
             }
             _ => format!("{} inode {id}", self.path.display()),
         }

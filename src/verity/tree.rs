@@ -17,12 +17,12 @@ use std::fs::File;
 use std::io;
 use std::sync::{Arc, OnceLock};
 
+use super::file::VerityFile;
 use crate::format::{Descriptor, HashValue, TreeParams};
 use crate::merkle::{
     BlockCache, BuildOptions, DataSource, TreeSource, VecSink, Verifier, build_tree,
 };
 use crate::store::{RebuiltTree, TreeError, TreeStore, rebuild_tree};
-use super::file::VerityFile;
 
 /// Files up to this size whose tree is a single block get it from their data.
 pub(crate) const SMALL_FILE_MAX: u64 = 128 * 1024;
@@ -144,19 +144,30 @@ impl TreeResolver {
     /// 4096-byte blocks, no salt, as composefs uses), the data's size, and the
     /// root from the stored tree's root block, or from hashing the data; it
     /// must hash to the digest, which vouches for all of it.
-    fn verifier_for_digest(&self, vf: &VerityFile, data: &File) -> Result<Verifier, TreeUnavailable> {
-        let found = data.metadata().map_err(|e| TreeUnavailable::Build(TreeError::Io {
-            context: "stat".into(),
-            source: e,
-        }))?.len();
+    fn verifier_for_digest(
+        &self, vf: &VerityFile, data: &File,
+    ) -> Result<Verifier, TreeUnavailable> {
+        let found = data
+            .metadata()
+            .map_err(|e| {
+                TreeUnavailable::Build(TreeError::Io {
+                    context: "stat".into(),
+                    source: e,
+                })
+            })?
+            .len();
         if found != vf.data_size() {
             return Err(TreeUnavailable::Size {
                 expected: vf.data_size(),
                 found,
             });
         }
-        let params = TreeParams::new(vf.algorithm(), u64::from(crate::format::DEFAULT_BLOCK_SIZE), &[])
-            .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
+        let params = TreeParams::new(
+            vf.algorithm(),
+            u64::from(crate::format::DEFAULT_BLOCK_SIZE),
+            &[],
+        )
+        .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
         let geometry = crate::format::TreeGeometry::new(
             found,
             params.log_block_size(),
@@ -196,10 +207,12 @@ impl TreeResolver {
                 check(&d)?;
                 match store.open_tree(&d).map_err(TreeUnavailable::Store)? {
                     Some(f) => (d, Arc::new(f)),
-                    None => return Err(TreeUnavailable::Build(TreeError::Io {
-                        context: "reopen the installed tree".into(),
-                        source: io::ErrorKind::NotFound.into(),
-                    })),
+                    None => {
+                        return Err(TreeUnavailable::Build(TreeError::Io {
+                            context: "reopen the installed tree".into(),
+                            source: io::ErrorKind::NotFound.into(),
+                        }));
+                    }
                 }
             }
             _ => {
@@ -313,12 +326,11 @@ impl TreeSource for PaddedTree {
         };
         let n = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         buf[..n].fill(0);
-        if let Ok(start) = usize::try_from(offset) {
-            if start < self.bytes.len() {
+        if let Ok(start) = usize::try_from(offset)
+            && start < self.bytes.len() {
                 let m = n.min(self.bytes.len() - start);
                 buf[..m].copy_from_slice(&self.bytes[start..start + m]);
             }
-        }
         Ok(n)
     }
 }

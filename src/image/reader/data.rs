@@ -9,10 +9,7 @@ use crate::image::model::Extent;
 impl Parser<'_> {
     /// Extents of a flat (plain or inline) inode.
     pub(super) fn flat_extents(
-        &mut self,
-        h: &InodeHeader,
-        layout: DataLayout,
-        tail_at: usize,
+        &mut self, h: &InodeHeader, layout: DataLayout, tail_at: usize,
     ) -> Result<Vec<Extent>, Fail> {
         if h.size == 0 {
             return Ok(Vec::new());
@@ -68,9 +65,7 @@ impl Parser<'_> {
 
     /// Extents of a chunk-based regular file (holes where a chunk maps nothing).
     pub(super) fn chunk_extents(
-        &mut self,
-        h: &InodeHeader,
-        table_at: usize,
+        &mut self, h: &InodeHeader, table_at: usize,
     ) -> Result<Vec<Extent>, Fail> {
         let format = (h.i_u & 0xFFFF) as u16;
         if format & !(erofs::CHUNK_FORMAT_BLKBITS_MASK | erofs::CHUNK_FORMAT_INDEXES) != 0 {

@@ -46,11 +46,7 @@ impl Parser<'_> {
 
     /// Reads one directory block of `size` bytes at `base`.
     pub(super) fn dir_block(
-        &self,
-        base: usize,
-        size: usize,
-        block: u64,
-        out: &mut Vec<RawEntry>,
+        &self, base: usize, size: usize, block: u64, out: &mut Vec<RawEntry>,
         prev: &mut Option<Span>,
     ) -> Result<(), Problem> {
         let bad = |what| Problem::DirBlock { block, what };
@@ -98,13 +94,12 @@ impl Parser<'_> {
                 });
             }
             let range = (base + name_off, base + name_end);
-            if let Some(p) = prev {
-                if self.img[p.0..p.1] >= *name {
+            if let Some(p) = prev
+                && self.img[p.0..p.1] >= *name {
                     return Err(Problem::Unsorted {
                         name: String::from_utf8_lossy(name).into(),
                     });
                 }
-            }
             *prev = Some(range);
             out.push((range, nid, ft));
         }

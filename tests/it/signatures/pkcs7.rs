@@ -33,10 +33,7 @@ pub(super) const KINDS: [(&str, &[&str]); 4] = [
 /// self-signed certificate `NAME.crt` (PEM) in `dir`.
 #[track_caller]
 pub(super) fn keypair(
-    openssl: &Openssl,
-    dir: &Path,
-    name: &str,
-    newkey: &[&str],
+    openssl: &Openssl, dir: &Path, name: &str, newkey: &[&str],
 ) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{name}.key"));
     let cert = dir.join(format!("{name}.crt"));

@@ -101,10 +101,7 @@ impl Drop for RpmTools {
 
 /// Builds the package from `payload` files and signs it with `key`/`cert`.
 pub(super) fn build_signed_package(
-    tools: &RpmTools,
-    dir: &Path,
-    key: &Path,
-    cert: &Path,
+    tools: &RpmTools, dir: &Path, key: &Path, cert: &Path,
 ) -> PathBuf {
     let top = dir.join("rpmbuild");
     let payload = top.join("SOURCES/payload");
