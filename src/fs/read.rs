@@ -71,8 +71,11 @@ impl VerityFs {
         &self, f: &FileHandle, verifier: &Verifier, offset: u64, size: u32,
     ) -> Result<ReadData> {
         self.check_not_aborted()?;
+        let (_in_flight, concurrent) = self.stats.begin_read(size);
+        tracing::trace!(fh = f.id, offset, size, concurrent, "verified read");
         match verifier.read_verified(&f.file, offset, size as usize) {
             Ok((bytes, stats)) => {
+                Stats::add(&self.stats.read_parts, stats.parts);
                 Stats::add(&self.stats.blocks_verified, stats.blocks_verified);
                 Stats::add(&self.stats.bytes_verified, bytes.len() as u64);
                 Ok(ReadData::Verified(bytes))
