@@ -89,8 +89,9 @@ impl VerityFs {
             }
         });
         if let Err(e) = self.enables.submit(job)
-            && let Some(done) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                done(Err(e));
-            }
+            && let Some(done) = done.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            done(Err(e));
+        }
     }
 }

@@ -68,6 +68,13 @@ counters! {
     /// Most verified reads served at the same time (the concurrency the
     /// kernel and the request threads allowed).
     reads_in_flight_max,
+    /// Reads verified ahead (started).
+    read_ahead_started,
+    /// Reads served from what was verified ahead.
+    read_ahead_hits,
+    /// Reads verified ahead that did not verify (the read itself then
+    /// failed, or succeeded if the data was repaired meanwhile).
+    read_ahead_failed,
 }
 
 impl Stats {

@@ -169,15 +169,17 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
             reason: e.to_string(),
         })?;
     if let Ok(backing) = config.backing.canonicalize()
-        && mountpoint != backing && mountpoint.starts_with(&backing) {
-            return Err(MountError::Mountpoint {
-                path: config.mountpoint.clone(),
-                reason: format!(
-                    "it lies inside the backing directory {}; the mount would contain itself",
-                    backing.display()
-                ),
-            });
-        }
+        && mountpoint != backing
+        && mountpoint.starts_with(&backing)
+    {
+        return Err(MountError::Mountpoint {
+            path: config.mountpoint.clone(),
+            reason: format!(
+                "it lies inside the backing directory {}; the mount would contain itself",
+                backing.display()
+            ),
+        });
+    }
     raise_fd_limit();
     crate::sys::limit_malloc_arenas(2);
     // The kernel applied the caller's umask already (FUSE_DONT_MASK is not

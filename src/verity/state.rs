@@ -127,9 +127,10 @@ impl NodeVerity {
     ) -> VerityState {
         let mut inner = self.lock();
         if let (false, Some(state)) = (force, &inner.state)
-            && inner.stamp == Some(stamp) {
-                return state.clone();
-            }
+            && inner.stamp == Some(stamp)
+        {
+            return state.clone();
+        }
         let claimed = match read() {
             Claim::Plain => VerityState::Plain,
             Claim::Metadata(m) => VerityState::Verity(Arc::new(VerityFile::new(m))),
@@ -156,9 +157,10 @@ impl NodeVerity {
             (_, other) => other,
         };
         if let VerityState::Verity(v) = &state
-            && inner.sticky.is_none() {
-                inner.sticky = Some(Box::new(*v.digest()));
-            }
+            && inner.sticky.is_none()
+        {
+            inner.sticky = Some(Box::new(*v.digest()));
+        }
         inner.stamp = Some(stamp);
         inner.state = Some(state.clone());
         state

@@ -55,9 +55,10 @@ pub(crate) fn pids_mentioning(tag: &Path) -> Vec<u32> {
             continue;
         }
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
-            && cmdline.windows(tag.len()).any(|w| w == tag) {
-                pids.push(pid);
-            }
+            && cmdline.windows(tag.len()).any(|w| w == tag)
+        {
+            pids.push(pid);
+        }
     }
     pids
 }
