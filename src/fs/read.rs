@@ -92,6 +92,7 @@ impl VerityFs {
                 if miss == Miss::Failed {
                     Stats::add(&self.stats.read_ahead_failed, 1);
                 }
+                let _reading = f.read_ahead.reading(offset);
                 self.read_verified(f, verifier, offset, size)?
             }
         };

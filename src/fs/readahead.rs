@@ -101,6 +101,9 @@ struct State {
     /// The end of the furthest read of the current sequential run.
     frontier: u64,
     slots: Vec<Slot>,
+    /// Offsets the kernel's own requests are reading now (not from a slot):
+    /// never read ahead, which would do their work twice.
+    reading: Vec<u64>,
 }
 
 /// What one open verity file handle has verified ahead.
@@ -126,11 +129,14 @@ impl ReadAhead {
 
     /// The verified bytes of a read of `len` bytes at `offset`, if they were
     /// read ahead (waiting for a prefetch of exactly that range still
-    /// running). Slots wholly behind `offset` are dropped: the reader has
-    /// passed them.
+    /// running). Slots further behind `offset` than the window of a run
+    /// are dropped: the reader has passed them.
     pub(crate) fn take(&self, offset: u64, len: u32) -> Result<VerifiedBytes, Miss> {
         let mut state = self.lock();
-        state.slots.retain(|s| s.offset + u64::from(s.len) > offset);
+        // Concurrent requests arrive out of order: keep what lies within the
+        // window behind this read, for the requests still to come.
+        let window = (DEPTH + 2) * u64::from(len);
+        state.slots.retain(|s| s.offset + window > offset);
         loop {
             let Some(i) = state
                 .slots
@@ -147,17 +153,28 @@ impl ReadAhead {
         }
     }
 
+    /// Marks a read at `offset` that found nothing ahead as under way, until
+    /// the guard is dropped.
+    pub(crate) fn reading(&self, offset: u64) -> Reading<'_> {
+        self.lock().reading.push(offset);
+        Reading { ra: self, offset }
+    }
+
     /// After a read of `len` bytes at `offset` of a file of `size` bytes:
     /// the ranges to verify ahead now, each with its slot reserved. Only a
-    /// large read that continues the current run (at most one read behind its
-    /// end, as concurrent requests complete out of order) reads ahead; any
+    /// large read that continues the current run (at most `DEPTH + 2` reads
+    /// behind its end, as concurrent requests complete out of order) reads
+    /// ahead, skipping the ranges the kernel's requests are reading; any
     /// other read starts a new run, and drops what the old one read ahead.
     pub(crate) fn plan(
         &self, offset: u64, len: u32, size: u64, budget: &Arc<Budget>,
     ) -> Vec<(u64, u32)> {
         let mut state = self.lock();
         let step = u64::from(len);
-        let sequential = offset <= state.frontier && offset + 2 * step >= state.frontier;
+        // Concurrent requests complete out of order, and reads served from
+        // slots run ahead: a read within the window behind the frontier
+        // still belongs to the run.
+        let sequential = offset <= state.frontier && offset + (DEPTH + 2) * step >= state.frontier;
         if !sequential || len < MIN_READ {
             state.frontier = offset + step;
             state.slots.clear();
@@ -167,7 +184,7 @@ impl ReadAhead {
         let mut planned = Vec::new();
         let mut next = state.frontier;
         while next < size && next < offset + (DEPTH + 1) * step {
-            if !state.slots.iter().any(|s| s.offset == next) {
+            if !state.slots.iter().any(|s| s.offset == next) && !state.reading.contains(&next) {
                 let Some(reservation) = budget.reserve(len as usize) else {
                     break;
                 };
@@ -210,6 +227,22 @@ impl ReadAhead {
     }
 }
 
+/// A read of the kernel's under way (see [`ReadAhead::reading`]).
+#[derive(Debug)]
+pub(crate) struct Reading<'a> {
+    ra: &'a ReadAhead,
+    offset: u64,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut state = self.ra.lock();
+        if let Some(i) = state.reading.iter().position(|&o| o == self.offset) {
+            state.reading.swap_remove(i);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +263,12 @@ mod tests {
         // The next read plans one more; the budget stops the one after.
         assert_eq!(ra.plan(1 << 20, MIB, size, &budget), [(3 << 20, MIB)]);
         assert!(ra.plan(2 << 20, MIB, size, &budget).is_empty());
+        // A range the kernel is reading itself is not read ahead.
+        let ra2 = ReadAhead::default();
+        let busy = ra2.reading(1 << 20);
+        let other = Budget::new(8 * MIB as usize);
+        assert_eq!(ra2.plan(0, MIB, size, &other), [(2 << 20, MIB)]);
+        drop(busy);
         // A read elsewhere ends the run and gives the budget back.
         assert!(ra.plan(50 << 20, MIB, size, &budget).is_empty());
         assert_eq!(budget.used(), 0);
