@@ -6,7 +6,7 @@ now() { echo "${EPOCHREALTIME/[.,]/}"; } # microseconds
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 declare -A res
 record() { res[$1]+="$2 "; }
-median() { tr ' ' '\n' <<<"${res[$1]:-}" | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { tr ' ' '\n' <<<"${res[$1]:-}" | { grep . || true; } | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timed() { local key=$1 t0; shift; t0=$(now); "$@" >/dev/null 2>&1; record "$key" $(($(now) - t0)); }
 
 # The machine, as docs/BENCHMARKS.md records it.
@@ -44,13 +44,13 @@ unmount_all() {
 daemon_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks, user + system
 counters() { getfattr --only-values -n user.fsverity-fuse.status "$1" 2>/dev/null | jq -c .counters; }
 
-# fio_rand KEY FILE: random 4 KiB psync reads for $fio_seconds, IOPS and p99 latency.
+# fio_rand KEY PEER FILE: random 4 KiB psync reads for $fio_seconds: KEY-iops:PEER, KEY-p99-us:PEER.
 fio_rand() {
   local out
-  out=$(fio --name=rand --filename="$2" --rw=randread --bs=4k --ioengine=psync --size=1G \
+  out=$(fio --name=rand --filename="$3" --rw=randread --bs=4k --ioengine=psync --size=1G \
     --runtime="$fio_seconds" --time_based --invalidate=1 --output-format=json)
-  record "$1-iops" "$(jq '.jobs[0].read.iops | floor' <<<"$out")"
-  record "$1-p99-us" "$(jq '.jobs[0].read.clat_ns.percentile["99.000000"] / 1000 | floor' <<<"$out")"
+  record "$1-iops:$2" "$(jq '.jobs[0].read.iops | floor' <<<"$out")"
+  record "$1-p99-us:$2" "$(jq '.jobs[0].read.clat_ns.percentile["99.000000"] / 1000 | floor' <<<"$out")"
 }
 
 # row LABEL KEY UNIT HIGHER_IS_BETTER TARGET_TEXT TARGET_RATIO PEER: fsverity-fuse against PEER.

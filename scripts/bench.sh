@@ -62,13 +62,13 @@ for ((r = 0; r < rounds; r++)); do
     drop; timed "seq-dd:$p" dd if="$m/big" of=/dev/null bs=1M
     timed "warm-dd:$p" dd if="$m/big" of=/dev/null bs=1M
     drop; timed "seq-cat:$p" cat "$m/big"
-    drop; fio_rand "rand:$p" "$m/big"
+    drop; fio_rand rand "$p" "$m/big"
     drop; timed "small-files:$p" sh -c "find '$m/small' -type f -exec cat {} + >/dev/null"
     drop; timed "metadata:$p" sh -c "find '$m/meta' -ls >/dev/null"
     # tmpfs: drop_caches empties the FUSE mounts' page cache, not tmpfs itself.
     drop; timed "tmpfs-dd:$p" dd if="$t/big" of=/dev/null bs=1M
     drop; timed "tmpfs-cat:$p" cat "$t/big"
-    drop; fio_rand "tmpfs-rand:$p" "$t/big"
+    drop; fio_rand tmpfs-rand "$p" "$t/big"
     drop; timed "tmpfs-small:$p" sh -c "find '$t/small' -type f -exec cat {} + >/dev/null"
   done
 done
