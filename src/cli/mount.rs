@@ -62,8 +62,8 @@ pub(crate) struct MountArgs {
     pub(crate) noexec: bool,
     /// Memory for verified read-ahead: large sequential reads of verity files
     /// are verified ahead of the kernel's requests, within this budget across
-    /// all open files (e.g. 16M; 0 turns it off).
-    #[arg(long = "verified-readahead", default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
+    /// all open files (e.g. 16M; 0, the default, turns it off).
+    #[arg(long = "verified-readahead", default_value = "0", value_parser = parse_size, value_name = "SIZE")]
     pub(crate) verified_readahead: u64,
     /// Kernel readahead for the mount, in KiB (0: the kernel's default).
     #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = clap::value_parser!(u32).range(0..=65536))]

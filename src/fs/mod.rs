@@ -71,7 +71,7 @@ impl Default for FsOptions {
             tree_dir: None,
             build_threads: 0,
             policy: Policy::default(),
-            read_ahead: 16 << 20,
+            read_ahead: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Verified read-ahead: while the kernel consumes one large sequential read
-//! of a verity file, the daemon already reads and verifies the next ones on
-//! the thread pool, so the cores do not wait for the kernel's next request.
+//! Verified read-ahead (`--verified-readahead`, off by default): while the
+//! kernel consumes one large sequential read of a verity file, the daemon
+//! already reads and verifies the next ones on the thread pool, so the cores
+//! do not wait for the kernel's next request.
 //!
 //! What makes it safe to serve later (docs/SEMANTICS.md, "Verified
 //! read-ahead"):

@@ -848,9 +848,18 @@ fn read_settled(fx: &Fixture, fh: u64, offset: u64, len: u32) -> Result<Vec<u8>>
 
 const MIB: u32 = 1 << 20;
 
+/// A filesystem that verifies ahead (off by default).
+fn read_ahead_fixture() -> Fixture {
+    let options = FsOptions {
+        read_ahead: 16 << 20,
+        ..FsOptions::default()
+    };
+    Fixture::with(options, |_| {})
+}
+
 #[test]
 fn verified_read_ahead_serves_only_its_own_handle_what_it_verified() {
-    let fx = Fixture::new();
+    let fx = read_ahead_fixture();
     let a = fx.verity("a", 6 << 20, 1);
     let b = fx.verity("b", 6 << 20, 2);
     let ha = fx.open("a", libc::O_RDONLY).expect("open a").fh;
@@ -895,7 +904,7 @@ fn verified_read_ahead_serves_only_its_own_handle_what_it_verified() {
 
 #[test]
 fn verified_read_ahead_never_serves_a_block_that_did_not_verify() {
-    let fx = Fixture::new();
+    let fx = read_ahead_fixture();
     let a = fx.verity("a", 8 << 20, 3);
     let h = fx.open("a", libc::O_RDONLY).expect("open").fh;
     // Tampered before it is read ahead: the prefetch fails, and the read of
