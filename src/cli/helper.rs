@@ -282,6 +282,7 @@ mod tests {
                 let opt = format!("{}{}", o_name(long), value.unwrap_or_default());
                 let opt = match long {
                     "on-corruption" => "on_corruption=log".to_owned(),
+                    "digest" => format!("digest={}", "ab".repeat(32)),
                     _ => opt,
                 };
                 parse(&os(&["/b", "/m", "-o", &opt]), Style::Fuse)
