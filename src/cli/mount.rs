@@ -71,8 +71,8 @@ pub(crate) struct MountArgs {
     /// Seconds the kernel may cache attributes and directory entries.
     #[arg(long = "attr-timeout", default_value_t = 1.0, value_name = "SECONDS")]
     pub(crate) attr_timeout: f64,
-    /// Seconds the kernel may cache the attributes and entries of verity
-    /// files (immutable through the mount; changes made in the backing
+    /// Seconds the kernel may cache the attributes of verity files
+    /// (immutable through the mount; changes made to them in the backing
     /// directory show after this).
     #[arg(
         long = "verity-attr-timeout",

@@ -33,10 +33,13 @@ pub struct Ttls {
     pub attr: Duration,
     /// Directory entry cache lifetime.
     pub entry: Duration,
-    /// Both, for verity files: immutable through the mount (their size and
-    /// data cannot change, and verity is sticky while mounted), so they may
-    /// be cached longer; changes made through the mount update the kernel's
-    /// cache at once, changes in the backing directory show after this.
+    /// Attribute cache lifetime of verity files: immutable through the mount
+    /// (their size and data cannot change, and verity is sticky while
+    /// mounted), so they may be cached longer; changes made through the mount
+    /// update the kernel's cache at once, changes in the backing directory
+    /// show after this. Their entries keep `entry`: a file replaced in the
+    /// backing directory (a new file renamed over it) shows as soon as for
+    /// plain files.
     pub verity: Duration,
 }
 
@@ -44,7 +47,7 @@ impl Ttls {
     /// (attribute, entry) lifetimes for a node with attributes `a`.
     fn of(&self, a: &Attr) -> (Duration, Duration) {
         match a.verity {
-            true => (self.verity, self.verity),
+            true => (self.verity, self.entry),
             false => (self.attr, self.entry),
         }
     }

@@ -59,7 +59,7 @@ fn unusable_paths_fail_with_a_message_naming_them() {
     let (backing, mnt) = (s.backing(), s.mnt());
     let inside = s.b("inner-mnt");
     fs::create_dir(&inside).expect("mkdir");
-    let cases: [(&str, &Path, &Path, &Path, &str); 5] = [
+    let cases: [(&str, &Path, &Path, &Path, &str); 4] = [
         (
             "missing mount point",
             &backing,
@@ -80,13 +80,6 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             &mnt,
             &missing,
             "No such file",
-        ),
-        (
-            "backing directory is a file",
-            &file,
-            &mnt,
-            &file,
-            "ot a directory",
         ),
         (
             "mount point inside the backing directory",
@@ -115,6 +108,12 @@ fn unusable_paths_fail_with_a_message_naming_them() {
             mounts_mentioning(root)
         );
     }
+    // A file as the backing is an image (image mounts): without --objects,
+    // a usage error.
+    let (code, stderr) = mount_must_fail(&[&file, &mnt], &[], &mnt);
+    assert_eq!(code, 2, "image without --objects: {stderr}");
+    assert!(stderr.contains("--objects"), "{stderr}");
+    assert!(mounts_mentioning(root).is_empty(), "left a mount");
 }
 
 #[test]
