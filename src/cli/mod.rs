@@ -172,15 +172,15 @@ pub fn run(cli: Cli) -> anyhow::Result<bool> {
 /// until it is detached.
 pub(crate) fn init_daemon_logging(verbose: u8) {
     use tracing_subscriber::prelude::*;
-    if std::path::Path::new("/run/systemd/journal/socket").exists() {
-        if let Ok(journald) = tracing_journald::layer() {
-            logging::install(
-                tracing_subscriber::registry()
-                    .with(logging::filter(verbose))
-                    .with(journald.with_syslog_identifier("fsverity-fuse".into())),
-            );
-            return;
-        }
+    if std::path::Path::new("/run/systemd/journal/socket").exists()
+        && let Ok(journald) = tracing_journald::layer()
+    {
+        logging::install(
+            tracing_subscriber::registry()
+                .with(logging::filter(verbose))
+                .with(journald.with_syslog_identifier("fsverity-fuse".into())),
+        );
+        return;
     }
     init_logging(verbose);
 }

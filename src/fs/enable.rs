@@ -112,10 +112,10 @@ impl VerityFs {
                 done(result);
             }
         });
-        if let Err(e) = self.enables.submit(job) {
-            if let Some(done) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                done(Err(e));
-            }
+        if let Err(e) = self.enables.submit(job)
+            && let Some(done) = done.lock().unwrap_or_else(|e| e.into_inner()).take()
+        {
+            done(Err(e));
         }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct FileHandle {
     /// The verifier of a plain handle whose file became verity since it was
     /// opened: its reads are verified from then on.
     pub(crate) late_verifier: OnceLock<Arc<Verifier>>,
+    /// What this handle verified ahead of its reads (verity handles only).
+    pub(crate) read_ahead: super::readahead::ReadAhead,
 }
 
 impl FileHandle {

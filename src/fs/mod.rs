@@ -15,6 +15,7 @@ mod names;
 mod open;
 mod ratelimit;
 mod read;
+mod readahead;
 mod readdir;
 mod stats;
 mod status;
@@ -57,6 +58,9 @@ pub struct FsOptions {
     pub build_threads: usize,
     /// What may be opened and what corruption does.
     pub policy: Policy,
+    /// Bytes of large sequential reads the mount may verify ahead, across
+    /// all open files (0: no read-ahead in the daemon).
+    pub read_ahead: usize,
 }
 
 impl Default for FsOptions {
@@ -67,6 +71,7 @@ impl Default for FsOptions {
             tree_dir: None,
             build_threads: 0,
             policy: Policy::default(),
+            read_ahead: 0,
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct VerityFs {
     /// The mount serving this filesystem, once mounted.
     mount_state: OnceLock<Arc<dyn MountState>>,
     enables: EnablePool,
+    /// What the open handles may hold verified ahead.
+    read_ahead: Arc<readahead::Budget>,
     /// The image and how it was verified (image mounts).
     image: Option<status::ImageStatus>,
     started: std::time::Instant,
@@ -338,6 +345,7 @@ impl VerityFs {
             read_only: AtomicBool::new(options.read_only),
             mount_state: OnceLock::new(),
             enables: EnablePool::new(enable::WORKERS),
+            read_ahead: readahead::Budget::new(options.read_ahead),
             image: None,
             started: std::time::Instant::now(),
             options,
@@ -409,12 +417,13 @@ impl VerityFs {
     }
 
     /// Attributes as the mount reports them: verity files have their verified
-    /// size.
+    /// size, and are marked as such.
     fn report(&self, mut attr: Attr) -> Attr {
-        if attr.is_regular() {
-            if let Ok(VerityState::Verity(v)) = self.verity_state(attr.ino, &attr, false) {
-                attr.size = v.data_size();
-            }
+        if attr.is_regular()
+            && let Ok(VerityState::Verity(v)) = self.verity_state(attr.ino, &attr, false)
+        {
+            attr.size = v.data_size();
+            attr.verity = true;
         }
         attr
     }

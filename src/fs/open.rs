@@ -186,6 +186,7 @@ impl VerityFs {
             kind,
             readable,
             late_verifier: Default::default(),
+            read_ahead: Default::default(),
         };
         let flush_on_close = handle.writable();
         let fh = self.handles.insert(Handle::File(handle));

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::handles::{FileHandle, HandleKind};
+use super::handles::{FileHandle, Handle, HandleKind};
+use super::readahead::Miss;
 use super::{Stats, VerityFs};
 use crate::error::{Error, Result};
 use crate::merkle::{VerifiedBytes, Verifier, VerifyError, read_full};
@@ -39,6 +40,11 @@ impl VerityFs {
         let handle = self.handles.get(fh)?;
         let f = handle.as_file()?;
         if let Some(verifier) = self.current_verifier(f)? {
+            let (_in_flight, concurrent) = self.stats.begin_read(size);
+            tracing::trace!(fh, offset, size, concurrent, "verified read");
+            if matches!(f.kind, HandleKind::Verity(_)) {
+                return self.read_verified_ahead(&handle, f, &verifier, offset, size);
+            }
             return self.read_verified(f, &verifier, offset, size);
         }
         let mut buf = vec![0u8; size as usize];
@@ -67,12 +73,48 @@ impl VerityFs {
         }
     }
 
+    /// A read of a verity handle: from what it verified ahead if that is
+    /// exactly this read, else verified now; then, if it continues a large
+    /// sequential run, the next reads are verified ahead on the thread pool
+    /// (`readahead.rs`: per handle, within the mount's budget).
+    fn read_verified_ahead(
+        &self, handle: &Arc<Handle>, f: &FileHandle, verifier: &Arc<Verifier>, offset: u64,
+        size: u32,
+    ) -> Result<ReadData> {
+        let data = match f.read_ahead.take(offset, size) {
+            Ok(bytes) => {
+                self.check_not_aborted()?;
+                Stats::add(&self.stats.read_ahead_hits, 1);
+                Stats::add(&self.stats.bytes_verified, bytes.len() as u64);
+                ReadData::Verified(bytes)
+            }
+            Err(miss) => {
+                if miss == Miss::Failed {
+                    Stats::add(&self.stats.read_ahead_failed, 1);
+                }
+                let _reading = f.read_ahead.reading(offset);
+                self.read_verified(f, verifier, offset, size)?
+            }
+        };
+        let size_limit = verifier.descriptor().data_size();
+        for (at, len) in f
+            .read_ahead
+            .plan(offset, size, size_limit, &self.read_ahead)
+        {
+            let (handle, verifier) = (handle.clone(), verifier.clone());
+            Stats::add(&self.stats.read_ahead_started, 1);
+            rayon::spawn(move || prefetch(&handle, &verifier, at, len));
+        }
+        Ok(data)
+    }
+
     fn read_verified(
         &self, f: &FileHandle, verifier: &Verifier, offset: u64, size: u32,
     ) -> Result<ReadData> {
         self.check_not_aborted()?;
         match verifier.read_verified(&f.file, offset, size as usize) {
             Ok((bytes, stats)) => {
+                Stats::add(&self.stats.read_parts, stats.parts);
                 Stats::add(&self.stats.blocks_verified, stats.blocks_verified);
                 Stats::add(&self.stats.bytes_verified, bytes.len() as u64);
                 Ok(ReadData::Verified(bytes))
@@ -117,4 +159,18 @@ impl VerityFs {
             }
         }
     }
+}
+
+/// Verifies `len` bytes at `at` of `handle` ahead of the kernel's read, and
+/// hands them (or the failure) to its read-ahead slot: always, even if the
+/// verifier panics, so no read waits for a slot forever.
+fn prefetch(handle: &Handle, verifier: &Verifier, at: u64, len: u32) {
+    let Ok(f) = handle.as_file() else {
+        return;
+    };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        verifier.read_verified(&f.file, at, len as usize).ok()
+    }));
+    let bytes = run.ok().flatten().map(|(bytes, _)| bytes);
+    f.read_ahead.complete(at, len, bytes);
 }

@@ -53,11 +53,59 @@ counters! {
     verity_enabled,
     /// Requests answered with an error (any errno).
     request_failures,
+    /// READ requests of verity files.
+    read_requests,
+    /// Bytes those requests asked for (the kernel's request sizes: divide
+    /// by `read_requests` for the mean).
+    read_bytes_requested,
+    /// Largest READ request seen, in bytes.
+    read_request_max,
+    /// Parts those reads were split into, each read and hashed on its own
+    /// core (equals `read_requests` when no read was split).
+    read_parts,
+    /// Gauge: verified reads being served right now.
+    reads_in_flight,
+    /// Most verified reads served at the same time (the concurrency the
+    /// kernel and the request threads allowed).
+    reads_in_flight_max,
+    /// Reads verified ahead (started).
+    read_ahead_started,
+    /// Reads served from what was verified ahead.
+    read_ahead_hits,
+    /// Reads verified ahead that did not verify (the read itself then
+    /// failed, or succeeded if the data was repaired meanwhile).
+    read_ahead_failed,
 }
 
 impl Stats {
     /// Adds `n` to a counter.
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Raises a maximum to `n`.
+    pub(crate) fn max(counter: &AtomicU64, n: u64) {
+        counter.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Counts a verified read of `size` bytes as started; the guard counts
+    /// it as finished. Returns the guard and the reads now in flight.
+    pub(crate) fn begin_read(&self, size: u32) -> (InFlight<'_>, u64) {
+        Self::add(&self.read_requests, 1);
+        Self::add(&self.read_bytes_requested, size.into());
+        Self::max(&self.read_request_max, size.into());
+        let now = self.reads_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        Self::max(&self.reads_in_flight_max, now);
+        (InFlight(&self.reads_in_flight), now)
+    }
+}
+
+/// A verified read in flight (see [`Stats::begin_read`]).
+#[derive(Debug)]
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

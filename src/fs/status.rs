@@ -72,6 +72,7 @@ impl VerityFs {
         counters.insert("tree_cache_misses".into(), cache.misses);
         counters.insert("tree_cache_evictions".into(), cache.evictions);
         counters.insert("tree_cache_bytes".into(), cache.bytes);
+        counters.insert("read_ahead_bytes".into(), self.read_ahead.used() as u64);
         let policy = &self.options.policy;
         MountStatus {
             version: env!("CARGO_PKG_VERSION").into(),

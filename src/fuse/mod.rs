@@ -33,6 +33,24 @@ pub struct Ttls {
     pub attr: Duration,
     /// Directory entry cache lifetime.
     pub entry: Duration,
+    /// Attribute cache lifetime of verity files: immutable through the mount
+    /// (their size and data cannot change, and verity is sticky while
+    /// mounted), so they may be cached longer; changes made through the mount
+    /// update the kernel's cache at once, changes in the backing directory
+    /// show after this. Their entries keep `entry`: a file replaced in the
+    /// backing directory (a new file renamed over it) shows as soon as for
+    /// plain files.
+    pub verity: Duration,
+}
+
+impl Ttls {
+    /// (attribute, entry) lifetimes for a node with attributes `a`.
+    fn of(&self, a: &Attr) -> (Duration, Duration) {
+        match a.verity {
+            true => (self.verity, self.entry),
+            false => (self.attr, self.entry),
+        }
+    }
 }
 
 impl Default for Ttls {
@@ -40,6 +58,7 @@ impl Default for Ttls {
         Self {
             attr: Duration::from_secs(1),
             entry: Duration::from_secs(1),
+            verity: Duration::from_secs(30),
         }
     }
 }
@@ -156,13 +175,21 @@ impl FuseAdapter {
             op,
             reply,
             |_| call(),
-            |r, a| r.entry_with_ttls(&ttl.attr, &ttl.entry, &file_attr(&a), Generation(0)),
+            |r, a| {
+                let (attr_ttl, entry_ttl) = ttl.of(&a);
+                r.entry_with_ttls(&attr_ttl, &entry_ttl, &file_attr(&a), Generation(0))
+            },
         );
     }
 
     fn attr(&self, op: &'static str, reply: ReplyAttr, call: impl FnOnce() -> Result<Attr>) {
-        let ttl = self.ttl.attr;
-        self.answer(op, reply, |_| call(), |r, a| r.attr(&ttl, &file_attr(&a)));
+        let ttl = self.ttl;
+        self.answer(
+            op,
+            reply,
+            |_| call(),
+            |r, a| r.attr(&ttl.of(&a).0, &file_attr(&a)),
+        );
     }
 }
 
@@ -346,14 +373,14 @@ impl Filesystem for FuseAdapter {
     fn readdirplus(
         &self, _: &Request, _: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus,
     ) {
-        let ttl = self.ttl.entry;
+        let ttl = self.ttl;
         let fill = |r: &mut ReplyDirectoryPlus| {
             self.fs.readdirplus(fh.0, offset, |e, a, next| {
                 r.add(
                     INodeNo(a.ino),
                     next,
                     &e.name,
-                    &ttl,
+                    &ttl.of(a).1,
                     &file_attr(a),
                     Generation(0),
                 )

@@ -130,6 +130,59 @@ fn tampering_is_detected_where_it_happened() {
     ));
 }
 
+/// Large reads are split over the cores (each part read and hashed on its
+/// own): the bytes come back whole, a bad block in any part fails the whole
+/// read at that block (the first bad one when several are), and a backing
+/// file that ends inside a part is reported as truncated.
+#[test]
+fn large_reads_split_over_cores_verify_every_part() {
+    let params = TreeParams::default();
+    let data = pseudo_random(3 * 1024 * 1024 + 5000, 11);
+    let (v, _) = verifier(&data, &params);
+    let cores = rayon::current_num_threads();
+    for (offset, len, split) in [
+        (0u64, 1usize << 20, true),
+        (4096, 1 << 20, true),
+        (1000, 1 << 20, true),
+        (8192, 128 * 1024, true),
+        (0, 124 * 1024, false),
+        (3 * 1024 * 1024 - 4096, 1 << 20, false), // reaches the partial last block
+    ] {
+        let (bytes, stats) = v.read_verified(&data, offset, len).expect("verified");
+        let end = (offset as usize + len).min(data.len());
+        assert_eq!(&bytes[..], &data[offset as usize..end], "{offset}+{len}");
+        match split && cores > 1 {
+            true => assert!(stats.parts >= 2, "{offset}+{len}: {stats:?}"),
+            false => assert_eq!(stats.parts, 1, "{offset}+{len}"),
+        }
+    }
+    // One bad block in each possible part: the read fails at that block.
+    for bad_block in [0usize, 100, 128, 200, 255] {
+        let mut bad = data.clone();
+        bad[bad_block * 4096 + 17] ^= 0x40;
+        let err = v.read_verified(&bad, 0, 1 << 20).expect_err("corrupt");
+        assert!(
+            matches!(&err, VerifyError::Mismatch(c) if c.pos == bad_block as u64 * 4096 && c.level == -1),
+            "block {bad_block}: {err}"
+        );
+    }
+    let mut bad = data.clone();
+    bad[250 * 4096] ^= 1;
+    bad[10 * 4096] ^= 1;
+    let err = v.read_verified(&bad, 0, 1 << 20).expect_err("corrupt");
+    assert!(
+        matches!(&err, VerifyError::Mismatch(c) if c.pos == 10 * 4096),
+        "{err}"
+    );
+    // The backing file ends in the second half of a large read.
+    let short = &data[..200 * 4096 + 10];
+    let err = v.read_verified(&short, 0, 1 << 20).expect_err("truncated");
+    assert!(
+        matches!(err, VerifyError::Truncated { pos, .. } if pos == 200 * 4096 + 10),
+        "{err}"
+    );
+}
+
 #[test]
 fn tree_tampering_is_detected_per_level() {
     let params = TreeParams::default();

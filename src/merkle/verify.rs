@@ -47,6 +47,21 @@ impl Drop for VerifiedBytes {
     }
 }
 
+/// Reads of at least this many blocks are read and hashed on several cores
+/// (128 KiB of 4 KiB blocks: the kernel's default request size).
+const PARALLEL_MIN_BLOCKS: usize = 32;
+
+/// Smallest part of a parallel read, in blocks: one group of the multi-buffer
+/// hash (`crate::sys`), so each part keeps its lanes full.
+const PARALLEL_MIN_PART: usize = 16;
+
+fn data_err(source: io::Error) -> VerifyError {
+    VerifyError::Io {
+        what: "data",
+        source,
+    }
+}
+
 /// Largest read buffer kept for reuse (the largest FUSE read is 1 MiB, plus a
 /// partial block on each side).
 const MAX_SPARE: usize = (1 << 20) + 2 * (1 << 16);
@@ -144,6 +159,9 @@ pub struct Corruption {
 pub struct ReadStats {
     /// Data blocks hashed and checked.
     pub blocks_verified: u64,
+    /// Parts the read was split into, each read and hashed on its own core
+    /// (1: read and hashed on the calling thread).
+    pub parts: u64,
 }
 
 /// Verifies reads of one file against its descriptor and tree.
@@ -211,19 +229,51 @@ impl Verifier {
         let base = first * bs as u64;
         let want = ((last - first) as usize) * bs;
         let mut buf = take_buffer(want);
-        // Read whole blocks, past the recorded size too: bytes beyond it in the
-        // last block must be the zero padding.
-        let io_err = |source| VerifyError::Io {
-            what: "data",
-            source,
+        let ds = self.geometry.digest_size();
+        let mut hashes = vec![0u8; (last - first) as usize * ds];
+        let parts = match self.parallel_part(want, base) {
+            Some(part) => {
+                self.read_hash_parallel(data, &mut buf[..want], base, &mut hashes, part)?;
+                want.div_ceil(part * bs)
+            }
+            None => {
+                self.read_blocks(data, &mut buf[..want], base, end)?;
+                self.hasher.hash_blocks(&buf[..want], bs, &mut hashes);
+                1
+            }
         };
+        if !self.covers_single_tree_block(first, last, &hashes) {
+            self.check_hashes(first, &hashes)?;
+        }
+        let start = (offset - base) as usize;
+        let stop = (end - base) as usize;
+        let stats = ReadStats {
+            blocks_verified: last - first,
+            parts: parts as u64,
+        };
+        Ok((
+            VerifiedBytes {
+                buf,
+                start,
+                end: stop,
+            },
+            stats,
+        ))
+    }
+
+    /// Reads the whole blocks of `region` at `base`, past the recorded size
+    /// too, for a read that ends at `end`: bytes beyond the recorded size in
+    /// the last block must be the zero padding.
+    fn read_blocks(
+        &self, data: &dyn DataSource, region: &mut [u8], base: u64, end: u64,
+    ) -> Result<(), VerifyError> {
+        let size = self.geometry.data_size();
         // One pread usually does: a short count at a regular file means its end,
         // and the rest of the blocks is then the zero padding. Only a count that
         // stops before the recorded size needs more reads to tell.
-        let region = &mut buf[..want];
-        let mut got = data.read_at(region, base).map_err(io_err)?;
+        let mut got = data.read_at(region, base).map_err(data_err)?;
         if base + (got as u64) < end {
-            got += read_full(data, &mut region[got..], base + got as u64).map_err(io_err)?;
+            got += read_full(data, &mut region[got..], base + got as u64).map_err(data_err)?;
         }
         if base + (got as u64) < end {
             return Err(VerifyError::Truncated {
@@ -242,25 +292,53 @@ impl Verifier {
         // The buffer may hold an earlier read: what the file did not fill is
         // the zero padding.
         region[got..].fill(0);
-        let ds = self.geometry.digest_size();
-        let mut hashes = vec![0u8; (last - first) as usize * ds];
-        self.hasher.hash_blocks(&buf[..want], bs, &mut hashes);
-        if !self.covers_single_tree_block(first, last, &hashes) {
-            self.check_hashes(first, &hashes)?;
+        Ok(())
+    }
+
+    /// Blocks per part when a read of `want` bytes at `base` is worth
+    /// splitting over several cores: a large read (at least
+    /// [`PARALLEL_MIN_BLOCKS`]) that lies wholly within the recorded size (the
+    /// last block of a file, with its padding, takes the sequential path).
+    /// Parts are whole groups of the multi-buffer hash.
+    fn parallel_part(&self, want: usize, base: u64) -> Option<usize> {
+        let blocks = want / self.geometry.block_size();
+        let threads = rayon::current_num_threads().min(blocks / PARALLEL_MIN_PART);
+        if blocks < PARALLEL_MIN_BLOCKS
+            || threads < 2
+            || base + want as u64 > self.geometry.data_size()
+        {
+            return None;
         }
-        let start = (offset - base) as usize;
-        let stop = (end - base) as usize;
-        let stats = ReadStats {
-            blocks_verified: last - first,
-        };
-        Ok((
-            VerifiedBytes {
-                buf,
-                start,
-                end: stop,
-            },
-            stats,
-        ))
+        Some(blocks.div_ceil(threads).next_multiple_of(PARALLEL_MIN_PART))
+    }
+
+    /// Reads and hashes `region` (whole blocks at `base`, all within the
+    /// recorded size) in parts of `part` blocks on the shared thread pool;
+    /// each part reads its own range and hashes it into its own slots.
+    fn read_hash_parallel(
+        &self, data: &dyn DataSource, region: &mut [u8], base: u64, hashes: &mut [u8], part: usize,
+    ) -> Result<(), VerifyError> {
+        use rayon::prelude::*;
+        let bs = self.geometry.block_size();
+        let ds = self.geometry.digest_size();
+        let results: Vec<Result<(), VerifyError>> = region
+            .par_chunks_mut(part * bs)
+            .zip(hashes.par_chunks_mut(part * ds))
+            .enumerate()
+            .map(|(i, (buf, out))| {
+                let pos = base + (i * part * bs) as u64;
+                let got = read_full(data, buf, pos).map_err(data_err)?;
+                if got < buf.len() {
+                    return Err(VerifyError::Truncated {
+                        pos: pos + got as u64,
+                        data_size: self.geometry.data_size(),
+                    });
+                }
+                self.hasher.hash_blocks(buf, bs, out);
+                Ok(())
+            })
+            .collect();
+        results.into_iter().collect()
     }
 
     /// A read of every data block of a file whose tree is one block: that block

@@ -189,10 +189,10 @@ fn receive_fd(socket: &OwnedFd) -> io::Result<OwnedFd> {
         }
     }
     for message in ancillary.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
-            }
+        if let RecvAncillaryMessage::ScmRights(mut fds) = message
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
         }
     }
     Err(io::Error::new(

@@ -168,16 +168,17 @@ pub fn mount(config: &MountConfig) -> Result<Mounted, MountError> {
             path: config.mountpoint.clone(),
             reason: e.to_string(),
         })?;
-    if let Ok(backing) = config.backing.canonicalize() {
-        if mountpoint != backing && mountpoint.starts_with(&backing) {
-            return Err(MountError::Mountpoint {
-                path: config.mountpoint.clone(),
-                reason: format!(
-                    "it lies inside the backing directory {}; the mount would contain itself",
-                    backing.display()
-                ),
-            });
-        }
+    if let Ok(backing) = config.backing.canonicalize()
+        && mountpoint != backing
+        && mountpoint.starts_with(&backing)
+    {
+        return Err(MountError::Mountpoint {
+            path: config.mountpoint.clone(),
+            reason: format!(
+                "it lies inside the backing directory {}; the mount would contain itself",
+                backing.display()
+            ),
+        });
     }
     raise_fd_limit();
     crate::sys::limit_malloc_arenas(2);

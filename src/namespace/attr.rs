@@ -38,6 +38,10 @@ pub(crate) struct Attr {
     pub(crate) rdev: u32,
     /// Preferred I/O size.
     pub(crate) blksize: u32,
+    /// A verity file, as the filesystem reports it (namespaces leave it
+    /// false): immutable through the mount, so the kernel may keep its entry
+    /// and attributes longer (`--verity-attr-timeout`).
+    pub(crate) verity: bool,
 }
 
 impl Attr {
@@ -60,6 +64,7 @@ impl Attr {
             gid: st.st_gid,
             rdev: st.st_rdev as u32,
             blksize: st.st_blksize as u32,
+            verity: false,
         }
     }
 }

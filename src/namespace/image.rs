@@ -141,6 +141,7 @@ impl ImageNs {
             gid: a.gid,
             rdev: a.rdev as u32,
             blksize: 4096,
+            verity: false,
         })
     }
 

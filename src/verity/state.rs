@@ -126,10 +126,10 @@ impl NodeVerity {
         &self, stamp: Stamp, force: bool, read: impl FnOnce() -> Claim,
     ) -> VerityState {
         let mut inner = self.lock();
-        if let (false, Some(state)) = (force, &inner.state) {
-            if inner.stamp == Some(stamp) {
-                return state.clone();
-            }
+        if let (false, Some(state)) = (force, &inner.state)
+            && inner.stamp == Some(stamp)
+        {
+            return state.clone();
         }
         let claimed = match read() {
             Claim::Plain => VerityState::Plain,
@@ -156,10 +156,10 @@ impl NodeVerity {
             },
             (_, other) => other,
         };
-        if let VerityState::Verity(v) = &state {
-            if inner.sticky.is_none() {
-                inner.sticky = Some(Box::new(*v.digest()));
-            }
+        if let VerityState::Verity(v) = &state
+            && inner.sticky.is_none()
+        {
+            inner.sticky = Some(Box::new(*v.digest()));
         }
         inner.stamp = Some(stamp);
         inner.state = Some(state.clone());

@@ -352,11 +352,11 @@ impl TreeSource for PaddedTree {
         };
         let n = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         buf[..n].fill(0);
-        if let Ok(start) = usize::try_from(offset) {
-            if start < self.bytes.len() {
-                let m = n.min(self.bytes.len() - start);
-                buf[..m].copy_from_slice(&self.bytes[start..start + m]);
-            }
+        if let Ok(start) = usize::try_from(offset)
+            && start < self.bytes.len()
+        {
+            let m = n.min(self.bytes.len() - start);
+            buf[..m].copy_from_slice(&self.bytes[start..start + m]);
         }
         Ok(n)
     }

@@ -94,12 +94,12 @@ impl Parser<'_> {
                 });
             }
             let range = (base + name_off, base + name_end);
-            if let Some(p) = prev {
-                if self.img[p.0..p.1] >= *name {
-                    return Err(Problem::Unsorted {
-                        name: String::from_utf8_lossy(name).into(),
-                    });
-                }
+            if let Some(p) = prev
+                && self.img[p.0..p.1] >= *name
+            {
+                return Err(Problem::Unsorted {
+                    name: String::from_utf8_lossy(name).into(),
+                });
             }
             *prev = Some(range);
             out.push((range, nid, ft));

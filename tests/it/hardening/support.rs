@@ -54,10 +54,10 @@ pub(crate) fn pids_mentioning(tag: &Path) -> Vec<u32> {
         if pid == me {
             continue;
         }
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            if cmdline.windows(tag.len()).any(|w| w == tag) {
-                pids.push(pid);
-            }
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline"))
+            && cmdline.windows(tag.len()).any(|w| w == tag)
+        {
+            pids.push(pid);
         }
     }
     pids

@@ -279,7 +279,8 @@ fn kernel_mount_of_mkimage_output_matches_source_and_reader() {
     }
 }
 
-/// Every file of the store as `xx/rest`, failing on anything else.
+/// Every file of the store as `xx/rest`, failing on anything else (but the
+/// objects' tree store, `.fsverity-fuse`, which mkimage fills too).
 fn store_listing(objects: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for d in fs::read_dir(objects).expect("read store") {

@@ -295,3 +295,60 @@ fn sendfile_copy_file_range_and_io_copy_deliver_verified_bytes() {
         }
     }
 }
+
+/// Verity files' attributes are cached for `--verity-attr-timeout` (plain
+/// files' for `--attr-timeout`): changes made through the mount show at once
+/// all the same, and changes in the backing directory show for plain files at
+/// once (timeout 0) but for verity files only after theirs; their entries keep
+/// `--attr-timeout`, so a verity file replaced in the backing directory shows
+/// at once.
+#[test]
+fn verity_attributes_are_cached_longer_but_changes_through_the_mount_show_at_once() {
+    require_fuse!();
+    let s = scratch_with_store();
+    s.write("v", &data(20_000, 8));
+    s.write("w", &data(20_000, 9));
+    s.write("plain", b"plain");
+    s.enable(&["v", "w"], &[]);
+    let m = s.mount(&["--attr-timeout", "0", "--verity-attr-timeout", "3600"]);
+    let mode = |p: &Path| fs::metadata(p).expect("stat").mode() & 0o7777;
+    for name in ["v", "plain"] {
+        fs::set_permissions(s.b(name), fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(mode(&m.p(name)), 0o644, "{name}");
+    }
+    // Through the mount: at once.
+    fs::set_permissions(m.p("v"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(mode(&m.p("v")), 0o600);
+    fs::rename(m.p("v"), m.p("v2")).expect("rename");
+    assert_eq!(
+        errno(&fs::metadata(m.p("v")).expect_err("renamed")),
+        libc::ENOENT
+    );
+    assert_eq!(fs::read(m.p("v2")).expect("read"), data(20_000, 8));
+    // (A read marks the kernel's atime stale: the next stat asks again.)
+    assert_eq!(mode(&m.p("v2")), 0o600);
+    fs::metadata(m.p("w")).expect("stat");
+    fs::remove_file(m.p("w")).expect("unlink");
+    assert_eq!(
+        errno(&fs::metadata(m.p("w")).expect_err("removed")),
+        libc::ENOENT
+    );
+    // In the backing directory: a plain file's change shows at once, a
+    // verity file's attributes are cached (seen through open descriptors: a
+    // lookup by path, whose entry expires at --attr-timeout, refreshes them).
+    let (vf, pf) = (
+        File::open(m.p("v2")).expect("open"),
+        File::open(m.p("plain")).expect("open"),
+    );
+    assert_eq!(vf.metadata().expect("fstat").mode() & 0o7777, 0o600);
+    fs::set_permissions(s.b("plain"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    fs::set_permissions(s.b("v2"), fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert_eq!(pf.metadata().expect("fstat").mode() & 0o7777, 0o640);
+    assert_eq!(vf.metadata().expect("fstat").mode() & 0o7777, 0o600);
+    drop((vf, pf));
+    // A new verity file renamed over it in the backing directory: served at once.
+    s.write("v3", &data(30_000, 12));
+    s.enable(&["v3"], &[]);
+    fs::rename(s.b("v3"), s.b("v2")).expect("rename over");
+    assert_eq!(fs::read(m.p("v2")).expect("replaced"), data(30_000, 12));
+}
