@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub(crate) use handles::Opened;
+pub(crate) use readdir::OpenedDir;
 pub(crate) use stats::Stats;
 pub use status::{MountStatus, STATUS_XATTR};
 

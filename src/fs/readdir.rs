@@ -3,6 +3,7 @@
 //! a time on the call's own threads (a cold listing waits on one inode and
 //! one xattr read per entry, which a disk serves far faster in parallel).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::VerityFs;
@@ -18,16 +19,28 @@ const LOOKUP_PER_THREAD: usize = 4;
 /// holds about 200; those of a batch that do not fit are forgotten again).
 pub(crate) const READDIRPLUS_BATCH: usize = 64;
 
+/// An open directory.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenedDir {
+    pub(crate) fh: u64,
+    /// The listing cannot change: the kernel may cache it across opens.
+    pub(crate) keep_listing: bool,
+}
+
 impl VerityFs {
     /// Opens a directory.
-    pub(crate) fn opendir(&self, id: u64) -> Result<u64> {
+    pub(crate) fn opendir(&self, id: u64) -> Result<OpenedDir> {
         self.check_not_aborted()?;
         let file = self.ns.opendir(id)?;
-        Ok(self.handles.insert(Handle::Dir(DirHandle {
+        let fh = self.handles.insert(Handle::Dir(DirHandle {
             id,
             file,
             snapshot: Mutex::new(None),
-        })))
+        }));
+        // A namespace that cannot change (an image) lets the kernel keep
+        // listings across opens; a backing directory changes behind our back.
+        let keep_listing = !self.ns.writable();
+        Ok(OpenedDir { fh, keep_listing })
     }
 
     /// The entries of an open directory; offset 0 takes a fresh snapshot.
@@ -39,6 +52,7 @@ impl VerityFs {
             Some(snapshot) if offset != 0 => Ok(snapshot.clone()),
             _ => {
                 let snapshot = Arc::new(self.ns.list(dir.id, dir.file.as_ref())?);
+                self.stats.listings.fetch_add(1, Ordering::Relaxed);
                 *slot = Some(snapshot.clone());
                 Ok(snapshot)
             }

@@ -68,6 +68,9 @@ counters! {
     /// Most verified reads served at the same time (the concurrency the
     /// kernel and the request threads allowed).
     reads_in_flight_max,
+    /// Directory listings taken (readdir from the start; a kernel that
+    /// caches an image's listings asks once per directory).
+    listings,
     /// Reads verified ahead (started).
     read_ahead_started,
     /// Reads served from what was verified ahead.

@@ -558,7 +558,7 @@ fn enable_refusals_follow_the_kernels_order() {
     );
     // A directory.
     std::fs::create_dir(f.b("d")).expect("mkdir");
-    let d = f.fs.opendir(f.ino("d")).expect("opendir");
+    let d = f.fs.opendir(f.ino("d")).expect("opendir").fh;
     assert_eq!(
         errno(f.fs.enable_verity(f.ino("d"), d, enable_request(None), root())),
         libc::EISDIR
@@ -664,7 +664,7 @@ fn the_tree_store_is_hidden_and_reserved() {
         libc::EPERM
     );
     assert_eq!(errno(f.fs.unlink(ROOT_ID, store)), libc::EPERM);
-    let fh = f.fs.opendir(ROOT_ID).expect("opendir");
+    let fh = f.fs.opendir(ROOT_ID).expect("opendir").fh;
     let entries = f.fs.readdir(fh, 0).expect("readdir");
     assert!(entries.iter().all(|e| e.name != store));
     let dot = entries.iter().find(|e| e.name == ".").expect(".");
@@ -680,7 +680,7 @@ fn listings_name_the_parent_and_readdirplus_keeps_only_what_it_added() {
         std::fs::write(f.b(&format!("d/f{i:03}")), b"x").expect("write");
     }
     let d = f.ino("d");
-    let fh = f.fs.opendir(d).expect("opendir");
+    let fh = f.fs.opendir(d).expect("opendir").fh;
     let entries = f.fs.readdir(fh, 0).expect("readdir");
     assert_eq!(
         entries.iter().find(|e| e.name == "..").expect("..").ino,

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType, FopenFlags, INodeNo, TimeOrNow};
 
-use crate::fs::Opened;
+use crate::fs::{Opened, OpenedDir};
 use crate::namespace::{Attr, SetTime, Timespec};
 
 pub(super) fn system_time(t: Timespec) -> SystemTime {
@@ -75,6 +75,15 @@ pub(super) fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
         TimeOrNow::Now => SetTime::Now,
         TimeOrNow::SpecificTime(st) => SetTime::At(timespec(st)),
     })
+}
+
+/// The kernel keeps (and serves from its cache) the listing of a directory
+/// that cannot change.
+pub(super) fn opendir_flags(d: OpenedDir) -> FopenFlags {
+    match d.keep_listing {
+        true => FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        false => FopenFlags::empty(),
+    }
 }
 
 pub(super) fn open_flags(o: &Opened) -> FopenFlags {

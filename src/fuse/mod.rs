@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, Generation, INodeNo, InitFlags,
+    IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::Result;
-use crate::fs::{Opened, VerityFs};
+use crate::fs::{Opened, OpenedDir, VerityFs};
 use crate::ioctl::{self, IoctlRequest};
 use crate::namespace::{Attr, Caller, SetAttr, XattrReply};
 use convert::{file_attr, file_type, open_flags, set_time};
@@ -348,7 +348,8 @@ impl Filesystem for FuseAdapter {
     }
 
     fn opendir(&self, _: &Request, ino: INodeNo, _: OpenFlags, reply: ReplyOpen) {
-        let done = |r: ReplyOpen, fh| r.opened(FileHandle(fh), FopenFlags::empty());
+        let done =
+            |r: ReplyOpen, d: OpenedDir| r.opened(FileHandle(d.fh), convert::opendir_flags(d));
         self.answer("opendir", reply, |_| self.fs.opendir(ino.0), done);
     }
 

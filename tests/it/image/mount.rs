@@ -79,6 +79,19 @@ impl Built {
     }
 }
 
+/// `fsverity-fuse status --json` of one mount.
+fn mount_status(m: &Mount) -> serde_json::Value {
+    let status = run_bin([
+        OsStr::new("status"),
+        OsStr::new("--json"),
+        m.p("").as_os_str(),
+    ]);
+    status.expect_success();
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    let v = doc.as_object().and_then(|o| o.values().next());
+    v.expect("one mount").clone()
+}
+
 fn small_tree(src: &Path) {
     util::write(&src.join("big"), &random_bytes(300_000, 1));
     util::write(&src.join("other"), &random_bytes(200_000, 2));
@@ -184,17 +197,7 @@ fn a_lost_object_tree_is_rebuilt_and_checked_against_the_digest() {
     let m = b.mount_verified();
     assert!(fs::read(m.p("big")).expect("read") == random_bytes(300_000, 1));
     assert!(fs::read(m.p("d/f")).expect("read") == random_bytes(50_000, 3));
-    let status = run_bin([
-        OsStr::new("status"),
-        OsStr::new("--json"),
-        m.p("").as_os_str(),
-    ]);
-    status.expect_success();
-    let doc: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
-    let v = doc
-        .as_object()
-        .and_then(|o| o.values().next())
-        .expect("one mount");
+    let v = mount_status(&m);
     assert!(
         v["counters"]["trees_built"].as_u64().expect("counter") >= 1,
         "{v}"
@@ -300,6 +303,39 @@ fn the_image_must_verify_before_the_mount_goes_live() {
         ])
         .contains("signature")
     );
+}
+
+#[test]
+fn the_kernel_keeps_an_images_listings() {
+    require_fuse!();
+    let b = Built::new("image-listings", small_tree);
+    let m = b.mount_verified();
+    let listings = || {
+        mount_status(&m)["counters"]["listings"]
+            .as_u64()
+            .expect("counter")
+    };
+    let names = |rel: &str| {
+        let mut v: Vec<String> = fs::read_dir(m.p(rel))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listings();
+    assert_eq!(names(""), ["big", "d", "other", "small"]);
+    assert_eq!(names("d"), ["f"]);
+    let listed = listings();
+    assert!(listed >= before + 2, "{before} -> {listed}");
+    // An image cannot change: listed again (new opens), the kernel answers
+    // from its cache, with the same names.
+    for _ in 0..3 {
+        assert_eq!(names(""), ["big", "d", "other", "small"]);
+        assert_eq!(names("d"), ["f"]);
+    }
+    assert_eq!(listings(), listed, "listings reached the daemon again");
+    drop(m);
 }
 
 #[test]
