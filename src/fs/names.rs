@@ -7,6 +7,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use super::{STATUS_XATTR, VerityFs};
 use crate::error::{Error, Result};
@@ -16,6 +17,13 @@ use crate::verity::VerityState;
 impl VerityFs {
     /// Looks `name` up in `parent`, taking one kernel reference on the result.
     pub(crate) fn lookup(&self, parent: u64, name: &OsStr) -> Result<Attr> {
+        self.stats.lookups.fetch_add(1, Ordering::Relaxed);
+        self.lookup_entry(parent, name)
+    }
+
+    /// [`VerityFs::lookup`] of an entry readdirplus returns (not counted as
+    /// a LOOKUP request).
+    pub(crate) fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<Attr> {
         self.check_not_aborted()?;
         Ok(self.report(self.ns.lookup(parent, name)?))
     }

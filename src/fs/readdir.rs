@@ -39,8 +39,15 @@ impl VerityFs {
         }));
         // A namespace that cannot change (an image) lets the kernel keep
         // listings across opens; a backing directory changes behind our back.
-        let keep_listing = !self.ns.writable();
+        let keep_listing = self.is_immutable();
         Ok(OpenedDir { fh, keep_listing })
+    }
+
+    /// Whether nothing in the namespace can change (an image): the kernel
+    /// may keep listings, and readdirplus always pays (its lookups are in
+    /// memory).
+    pub(crate) fn is_immutable(&self) -> bool {
+        !self.ns.writable()
     }
 
     /// The entries of an open directory; offset 0 takes a fresh snapshot.
@@ -68,7 +75,7 @@ impl VerityFs {
             attr.ino = entry.ino;
             return Ok(attr);
         }
-        self.lookup(dir, &entry.name)
+        self.lookup_entry(dir, &entry.name)
     }
 
     /// [`VerityFs::readdirplus_entry`] for entries of the directory open as

@@ -68,6 +68,9 @@ counters! {
     /// Most verified reads served at the same time (the concurrency the
     /// kernel and the request threads allowed).
     reads_in_flight_max,
+    /// LOOKUP requests: names the kernel had no entry for (readdirplus
+    /// answers the others with their listing).
+    lookups,
     /// Directory listings taken (readdir from the start; a kernel that
     /// caches an image's listings asks once per directory).
     listings,

@@ -195,8 +195,16 @@ impl FuseAdapter {
 
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // READDIRPLUS_AUTO: the kernel asks for attributes with a listing
+        // only when they are being used (a backing directory's lookups cost
+        // an inode and an xattr read each). An image's lookups are in memory:
+        // always readdirplus, so `find -ls` needs no lookup per entry.
+        let auto = match self.fs.is_immutable() {
+            true => InitFlags::empty(),
+            false => InitFlags::FUSE_READDIRPLUS_AUTO,
+        };
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | auto
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_AUTO_INVAL_DATA
             | InitFlags::FUSE_CACHE_SYMLINKS

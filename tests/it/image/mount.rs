@@ -339,6 +339,45 @@ fn the_kernel_keeps_an_images_listings() {
 }
 
 #[test]
+fn an_images_listings_carry_attributes_so_stat_needs_no_lookup() {
+    require_fuse!();
+    // More entries than one readdirplus reply holds (about 200 in 32 KiB).
+    let b = Built::new("image-rdplus", |src| {
+        fs::create_dir(src.join("many")).expect("mkdir");
+        for i in 0..600 {
+            util::write(&src.join(format!("many/entry-{i:04}")), b"x");
+        }
+    });
+    let m = b.mount_verified();
+    let lookups = || {
+        mount_status(&m)["counters"]["lookups"]
+            .as_u64()
+            .expect("counter")
+    };
+    let before = lookups();
+    // As `ls -l` and `find -ls` do: the whole listing first, then an lstat
+    // of each entry.
+    let paths: Vec<PathBuf> = fs::read_dir(m.p("many"))
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(paths.len(), 600);
+    for p in &paths {
+        assert_eq!(fs::symlink_metadata(p).expect("lstat").len(), 1);
+    }
+    // One LOOKUP for "many" itself; the kernel had every entry from the
+    // listing (a passthrough mount lets the kernel choose, and it then looks
+    // up every entry past the first reply).
+    let after = lookups();
+    assert!(
+        after - before <= 2,
+        "{} lookups for 600 entries",
+        after - before
+    );
+    drop(m);
+}
+
+#[test]
 fn images_are_read_only_and_share_one_object_store() {
     require_fuse!();
     let b = Built::new("image-shared", small_tree);
