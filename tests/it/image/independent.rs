@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use composefs::fsverity::{FsVerityHashValue, Sha256HashValue, compute_verity};
 use fsverity_fuse::image::{Content, FileType, Image, Ino, makedev};
-use rustix::fs::{CWD, FileType as RFileType, Mode};
+use rustix::fs::FileType as RFileType;
 
 use super::kernel::{KernelMount, require_kernel_mounts};
+use super::mkimage::mknod;
 use super::view;
 use crate::util::{self, XorShift64, random_bytes};
 
@@ -186,17 +187,6 @@ fn reader_matches_kernel_on_a_composefs_crate_image() {
         FileType::Regular,
         "escaped whiteout"
     );
-}
-
-fn mknod(path: &Path, kind: RFileType, perm: u32, major: u32, minor: u32) {
-    rustix::fs::mknodat(
-        CWD,
-        path,
-        kind,
-        Mode::from_raw_mode(perm),
-        rustix::fs::makedev(major, minor),
-    )
-    .unwrap_or_else(|e| panic!("mknod {}: {e}", path.display()));
 }
 
 /// A source tree for mkfs.erofs: data of every size around the block size,

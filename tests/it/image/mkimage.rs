@@ -17,7 +17,8 @@ use super::kernel::{KernelMount, require_kernel_mounts};
 use super::view::{self, Data, View};
 use crate::util::{self, random_bytes, run_bin};
 
-fn mknod(path: &Path, kind: RFileType, perm: u32, major: u32, minor: u32) {
+/// Makes a device node, FIFO or socket at `path`.
+pub(super) fn mknod(path: &Path, kind: RFileType, perm: u32, major: u32, minor: u32) {
     rustix::fs::mknodat(
         CWD,
         path,

@@ -99,6 +99,23 @@ fn metadata_xattr(file: &Path) -> Vec<u8> {
     buf
 }
 
+/// `fsverity sign FILE SIG --key KEY --cert CERT OPTS` (fsverity-utils): the
+/// signature written to `sig`.
+#[track_caller]
+fn fsverity_sign(fsv: &Fsverity, file: &Path, sig: &Path, key: &Path, cert: &Path, opts: &[&str]) {
+    let mut args = vec![
+        OsStr::new("sign"),
+        file.as_os_str(),
+        sig.as_os_str(),
+        OsStr::new("--key"),
+        key.as_os_str(),
+        OsStr::new("--cert"),
+        cert.as_os_str(),
+    ];
+    args.extend(opts.iter().map(OsStr::new));
+    fsv.run(args).expect_success();
+}
+
 /// Replaces the verity xattr of a backing file.
 #[track_caller]
 fn set_metadata_xattr(file: &Path, value: &[u8]) {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use fsverity_fuse::format::{HashAlgorithm, HashValue};
 use fsverity_fuse::signature::{SignatureError, TrustedKeys};
 
+use super::fsverity_sign;
 use crate::ioctl::tools::{Fsverity, Openssl, fsverity_and_openssl};
 use crate::util::{Outcome, XorShift64, random_bytes, read, run_bin, temp_dir, write};
 
@@ -61,17 +62,7 @@ pub(super) fn keypair(
 #[track_caller]
 fn stock_sign(fsv: &Fsverity, file: &Path, key: &Path, cert: &Path, opts: &[&str]) -> PathBuf {
     let sig = file.with_extension(format!("{}.p7s", cert_stem(cert)));
-    let mut args = vec![
-        OsStr::new("sign"),
-        file.as_os_str(),
-        sig.as_os_str(),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--cert"),
-        cert.as_os_str(),
-    ];
-    args.extend(opts.iter().map(OsStr::new));
-    fsv.run(args).expect_success();
+    fsverity_sign(fsv, file, &sig, key, cert, opts);
     sig
 }
 

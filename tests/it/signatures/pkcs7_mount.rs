@@ -17,10 +17,13 @@ use super::policy::{logged, refused, served};
 use super::rpm::{
     REGULAR, RpmTools, build_signed_package, enable_rpm, extract, has_xattr, rsa_cert,
 };
-use super::{counter, enable_offline, keydir, openssl_sign, require_signed, signature_arg, strs};
+use super::{
+    counter, enable_offline, fsverity_sign, keydir, openssl_sign, require_signed, signature_arg,
+    strs,
+};
 use crate::hardening::support::{alive, pids_mentioning, wait_until};
 use crate::ioctl::tools::{
-    Fsverity, Openssl, errno, expect_tool_errno, fsverity_and_openssl, is_verity, run_raw, scratch,
+    Openssl, errno, expect_tool_errno, fsverity_and_openssl, is_verity, run_raw, scratch,
 };
 use crate::mount::harness::{Mount, Scratch, is_mounted, require_fuse};
 use crate::mount::support::flip_byte;
@@ -31,26 +34,6 @@ const ENABLE: &str = "FS_IOC_ENABLE_VERITY";
 /// `FS_VERITY_MAX_SIGNATURE_SIZE` (fs/verity/fsverity_private.h): the largest
 /// signature the enable ioctl takes.
 const MAX_SIGNATURE: usize = 16128;
-
-/// A key and its self-signed certificate (PEM), as `keypair` makes them.
-type Pair = (PathBuf, PathBuf);
-
-/// `fsverity sign FILE SIG --key KEY --cert CERT OPTS` (fsverity-utils): the
-/// signature, written to `sig` and returned.
-#[track_caller]
-fn fsverity_sign(fsv: &Fsverity, file: &Path, sig: &Path, (key, cert): &Pair, opts: &[&str]) {
-    let mut args = vec![
-        OsStr::new("sign"),
-        file.as_os_str(),
-        sig.as_os_str(),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--cert"),
-        cert.as_os_str(),
-    ];
-    args.extend(opts.iter().map(OsStr::new));
-    fsv.run(args).expect_success();
-}
 
 /// The `--signature=SIG` option of `fsverity enable`.
 fn sig_opt(sig: &Path) -> String {
@@ -119,14 +102,14 @@ fn stock_enable_with_fsverity_sign_signatures() {
             let data = random_bytes(40_000 + 4096 * (i + 2 * j), (10 * i + j) as u64 + 500);
             s.write(&file, &data);
             let sig = keys.join(format!("{file}.p7s"));
-            fsverity_sign(&fsv, &s.b(&file), &sig, pair, opts);
+            fsverity_sign(&fsv, &s.b(&file), &sig, &pair.0, &pair.1, opts);
             signed.push((file, opts, data, sig));
         }
     }
     let target = random_bytes(70_000, 520);
     s.write("target", &target);
     let own = keys.join("target.p7s");
-    fsverity_sign(&fsv, &s.b("target"), &own, &rsa, &[]);
+    fsverity_sign(&fsv, &s.b("target"), &own, &rsa.0, &rsa.1, &[]);
 
     let mut args = require_signed(&rsa.1);
     args.extend(["--trusted-key".into(), p256.1.display().to_string()]);
@@ -162,7 +145,14 @@ fn stock_enable_with_fsverity_sign_signatures() {
     garbage[..4].copy_from_slice(&[0x30, 0x82, 0x3e, 0xfc]); // a DER SEQUENCE of the rest
     let garbage = bad("garbage.p7s", &garbage);
     let untrusted = keys.join("untrusted.p7s");
-    fsverity_sign(&fsv, &s.b("target"), &untrusted, &stranger, &[]);
+    fsverity_sign(
+        &fsv,
+        &s.b("target"),
+        &untrusted,
+        &stranger.0,
+        &stranger.1,
+        &[],
+    );
     let other_file = &signed[0].3;
     let mut padded = own_bytes.clone();
     padded.resize(MAX_SIGNATURE + 1, 0);
@@ -230,9 +220,16 @@ fn pkcs7_signed_files_open_only_when_trusted() {
         s.write(name, &data[i]);
     }
     let sig = keys.join("signed.p7s");
-    fsverity_sign(&fsv, &s.b("signed"), &sig, &signer, &[]);
+    fsverity_sign(&fsv, &s.b("signed"), &sig, &signer.0, &signer.1, &[]);
     let stranger_sig = keys.join("stranger.p7s");
-    fsverity_sign(&fsv, &s.b("stranger"), &stranger_sig, &stranger, &[]);
+    fsverity_sign(
+        &fsv,
+        &s.b("stranger"),
+        &stranger_sig,
+        &stranger.0,
+        &stranger.1,
+        &[],
+    );
     // Without --trusted-key, `enable` stores whatever signature it is given.
     enable_offline(&s.b("signed"), &signature_arg(&sig)).expect_success();
     enable_offline(&s.b("stranger"), &signature_arg(&stranger_sig)).expect_success();
@@ -308,7 +305,7 @@ fn trust_directory_serves_ed25519_and_pkcs7_files() {
         ("stranger", &stranger),
         ("late-stranger", &stranger),
     ] {
-        fsverity_sign(&fsv, &s.b(name), &sig(name), pair, &[]);
+        fsverity_sign(&fsv, &s.b(name), &sig(name), &pair.0, &pair.1, &[]);
     }
     for name in ["ed", "rsa2048", "p256", "p384", "stranger"] {
         enable_offline(&s.b(name), &signature_arg(&sig(name))).expect_success();
@@ -430,7 +427,7 @@ fn helper_form_serves_pkcs7_signed_files() {
     s.write("unsigned", &random_bytes(9_000, 801));
     s.write("plain", b"plain");
     let sig = keys.join("signed.p7s");
-    fsverity_sign(&fsv, &s.b("signed"), &sig, &pair, &[]);
+    fsverity_sign(&fsv, &s.b("signed"), &sig, &pair.0, &pair.1, &[]);
     enable_offline(&s.b("signed"), &signature_arg(&sig)).expect_success();
     enable_offline(&s.b("unsigned"), &[]).expect_success();
 
