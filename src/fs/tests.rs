@@ -403,10 +403,8 @@ fn require_verity_refuses_plain_files() {
     assert_eq!(f.fs.stats.snapshot().policy_denials, 1);
 }
 
-#[test]
-fn require_signatures_opens_only_trusted_signed_files() {
-    let key = PrivateKey::generate().expect("key");
-    let stranger = PrivateKey::generate().expect("key");
+/// A filesystem that opens only files signed by `key`.
+fn signed_only_fixture(key: &PrivateKey) -> Fixture {
     let options = FsOptions {
         policy: Policy {
             require_signatures: true,
@@ -415,7 +413,14 @@ fn require_signatures_opens_only_trusted_signed_files() {
         },
         ..FsOptions::default()
     };
-    let f = Fixture::with(options, |_| {});
+    Fixture::with(options, |_| {})
+}
+
+#[test]
+fn require_signatures_opens_only_trusted_signed_files() {
+    let key = PrivateKey::generate().expect("key");
+    let stranger = PrivateKey::generate().expect("key");
+    let f = signed_only_fixture(&key);
     let sign = |name: &str, k: Option<&PrivateKey>| {
         let content = data(9000, 12);
         std::fs::write(f.b(name), &content).expect("write");
@@ -579,15 +584,7 @@ fn enable_refusals_follow_the_kernels_order() {
 #[test]
 fn enable_checks_signatures_like_the_kernel() {
     let key = PrivateKey::generate().expect("key");
-    let options = FsOptions {
-        policy: Policy {
-            require_signatures: true,
-            trusted_keys: Arc::new(TrustedKeys::from_keys(vec![key.public()])),
-            ..Policy::default()
-        },
-        ..FsOptions::default()
-    };
-    let f = Fixture::with(options, |_| {});
+    let f = signed_only_fixture(&key);
     let content = data(50_000, 17);
     std::fs::write(f.b("f"), &content).expect("write");
     let ino = f.ino("f");
