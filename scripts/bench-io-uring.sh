@@ -44,13 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 head -c 1G /dev/urandom >"$data/big"
-python3 - "$data" <<'EOF'
-import os, random, sys
-root = sys.argv[1]; rnd = random.Random(42)
-for i in range(10000):
-    d = f"{root}/small/{i // 500:02d}"; os.makedirs(d, exist_ok=True)
-    open(f"{d}/f{i}", "wb").write(rnd.randbytes(rnd.randint(1024, 65536)))
-EOF
+small_files "$data" 10000
 
 echo Y >"$uring_param"
 ulimit -n "$(ulimit -Hn)"

@@ -9,6 +9,18 @@ record() { res[$1]+="$2 "; }
 median() { tr ' ' '\n' <<<"${res[$1]:-}" | { grep . || true; } | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timed() { local key=$1 t0; shift; t0=$(now); "$@" >/dev/null 2>&1; record "$key" $(($(now) - t0)); }
 
+# small_files DIR COUNT: COUNT files of 1-64 KiB of random bytes under DIR/small, 500 per
+# directory, the same for every run (seeded).
+small_files() {
+  python3 - "$1" "$2" <<'EOF'
+import os, random, sys
+root, count = sys.argv[1], int(sys.argv[2]); rnd = random.Random(42)
+for i in range(count):
+    d = f"{root}/small/{i // 500:02d}"; os.makedirs(d, exist_ok=True)
+    open(f"{d}/f{i}", "wb").write(rnd.randbytes(rnd.randint(1024, 65536)))
+EOF
+}
+
 # The machine, as docs/BENCHMARKS.md records it.
 machine() {
   local flags; flags=$(grep -m1 '^flags' /proc/cpuinfo)

@@ -23,12 +23,10 @@ trap unmount_all EXIT
 if [[ ! -e $data/.complete ]]; then
   echo "creating benchmark data in $data" >&2
   head -c 1G /dev/urandom >"$data/big"
+  small_files "$data" 20000
   python3 - "$data" <<'EOF'
-import os, random, sys
-root = sys.argv[1]; rnd = random.Random(42)
-for i in range(20000):
-    d = f"{root}/small/{i // 500:02d}"; os.makedirs(d, exist_ok=True)
-    open(f"{d}/f{i}", "wb").write(rnd.randbytes(rnd.randint(1024, 65536)))
+import os, sys
+root = sys.argv[1]
 for i in range(400):
     d = f"{root}/meta/d{i:03d}"; os.makedirs(d, exist_ok=True)
     for j in range(249): open(f"{d}/e{j}", "w").close()

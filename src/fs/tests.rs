@@ -445,28 +445,27 @@ fn require_signatures_opens_only_trusted_signed_files() {
 
 #[test]
 fn on_corruption_log_serves_and_abort_stops_the_mount() {
-    let log = FsOptions {
-        policy: Policy {
-            on_corruption: OnCorruption::Log,
+    let fixture = |on_corruption| {
+        let policy = Policy {
+            on_corruption,
             ..Policy::default()
-        },
-        ..FsOptions::default()
+        };
+        Fixture::with(
+            FsOptions {
+                policy,
+                ..FsOptions::default()
+            },
+            |_| {},
+        )
     };
-    let f = Fixture::with(log, |_| {});
+    let f = fixture(OnCorruption::Log);
     let content = f.verity("f", 20_000, 13);
     flip(&f.b("f"), 100);
     let served = f.read_all("f").expect("served anyway");
     assert_eq!(served.len(), content.len());
     assert_ne!(served, content);
 
-    let abort = FsOptions {
-        policy: Policy {
-            on_corruption: OnCorruption::Abort,
-            ..Policy::default()
-        },
-        ..FsOptions::default()
-    };
-    let f = Fixture::with(abort, |_| {});
+    let f = fixture(OnCorruption::Abort);
     f.verity("f", 20_000, 14);
     std::fs::write(f.b("plain"), b"x").expect("write");
     let plain = f.ino("plain");
