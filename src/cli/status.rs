@@ -136,7 +136,7 @@ fn prometheus(all: &[(PathBuf, MountStatus)]) -> String {
             escape_label(&path.display().to_string())
         )
     };
-    let gauges = ["tree_cache_bytes"];
+    let gauges = crate::fs::GAUGES;
     // (metric, kind, value of each mount)
     let mut metrics: Vec<(String, &str, Vec<u64>)> = Vec::new();
     if let Some((_, first)) = all.first() {

@@ -33,6 +33,7 @@ use std::time::Duration;
 pub(crate) use handles::Opened;
 pub(crate) use readdir::OpenedDir;
 pub(crate) use stats::Stats;
+pub(crate) use status::GAUGES;
 pub use status::{MountStatus, STATUS_XATTR};
 
 use crate::error::{Error, Result};

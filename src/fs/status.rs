@@ -57,6 +57,16 @@ pub struct ImageStatus {
     pub objects: Vec<String>,
 }
 
+/// The values of [`MountStatus::counters`] that can go down, or are
+/// maxima, rather than counts that only grow (Prometheus gauges).
+pub(crate) const GAUGES: &[&str] = &[
+    "tree_cache_bytes",
+    "read_ahead_bytes",
+    "reads_in_flight",
+    "read_request_max",
+    "reads_in_flight_max",
+];
+
 impl VerityFs {
     /// The current status.
     pub(crate) fn status(&self) -> MountStatus {

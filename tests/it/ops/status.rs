@@ -164,7 +164,15 @@ fn status_prometheus_is_text_exposition_matching_the_json_counters() {
     let counters = json["counters"].as_object().expect("counters object");
     assert!(counters.len() >= 9, "{json}");
     for (name, value) in counters {
-        let metric = if name == "tree_cache_bytes" {
+        // Values that go down (bytes held, reads in flight) or are maxima.
+        let gauges = [
+            "tree_cache_bytes",
+            "read_ahead_bytes",
+            "reads_in_flight",
+            "read_request_max",
+            "reads_in_flight_max",
+        ];
+        let metric = if gauges.contains(&name.as_str()) {
             format!("fsverity_fuse_{name}")
         } else {
             format!("fsverity_fuse_{name}_total")
