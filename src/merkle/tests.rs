@@ -105,6 +105,30 @@ fn verified_reads_return_the_data() {
 }
 
 #[test]
+fn a_small_files_tree_block_is_cached_without_its_padding() {
+    let params = TreeParams::new(HashAlgorithm::Sha256, 4096, b"").expect("params");
+    // 5 data blocks: one tree block holding 5 hashes of 32 bytes.
+    let data = pseudo_random(5 * 4096 - 100, 3);
+    let (d, tree) = build(&data, &params, 1);
+    let cache = Arc::new(BlockCache::new(1 << 20));
+    let v = Verifier::new(d, Arc::new(tree), cache.clone());
+    let (whole, _) = v.read_verified(&data, 0, data.len()).expect("whole");
+    assert_eq!(whole.as_slice(), &data[..]);
+    assert_eq!(cache.stats().bytes, 5 * 32);
+    // Partial reads check their blocks against that cached prefix.
+    for (offset, len) in [(0, 1), (4096 * 4, 4096), (4095, 2)] {
+        let (bytes, _) = v.read_verified(&data, offset, len).expect("partial");
+        let end = (offset as usize + len).min(data.len());
+        assert_eq!(bytes.as_slice(), &data[offset as usize..end]);
+    }
+    // And still find a changed block.
+    let mut changed = data.clone();
+    changed[4096 * 3 + 7] ^= 1;
+    assert!(v.read_verified(&changed, 4096 * 3, 4096).is_err());
+    assert!(v.read_verified(&changed, 0, 4096).is_ok());
+}
+
+#[test]
 fn tampering_is_detected_where_it_happened() {
     let params = TreeParams::default();
     let data = pseudo_random(200 * 4096 + 100, 3);
