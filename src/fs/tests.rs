@@ -403,6 +403,18 @@ fn require_verity_refuses_plain_files() {
     assert_eq!(f.fs.stats.snapshot().policy_denials, 1);
 }
 
+/// The descriptor fs-verity gives `content` with the default parameters.
+fn descriptor_of(content: &[u8]) -> crate::format::Descriptor {
+    let mut sink = crate::merkle::NullSink;
+    crate::merkle::build_tree(
+        &content,
+        &TreeParams::default(),
+        &mut sink,
+        Default::default(),
+    )
+    .expect("digest")
+}
+
 /// A filesystem that opens only files signed by `key`.
 fn signed_only_fixture(key: &PrivateKey) -> Fixture {
     let options = FsOptions {
@@ -488,14 +500,7 @@ fn enable_makes_a_verity_file_and_measure_reports_it() {
     f.fs.enable_verity(ino, o.fh, enable_request(None), root())
         .expect("enable");
     let (alg, digest) = f.fs.measure(ino).expect("measure");
-    let mut sink = crate::merkle::NullSink;
-    let d = crate::merkle::build_tree(
-        &content.as_slice(),
-        &TreeParams::default(),
-        &mut sink,
-        Default::default(),
-    )
-    .expect("digest");
+    let d = descriptor_of(&content);
     assert_eq!((alg, digest), (d.algorithm(), d.digest()));
     assert_eq!(
         errno(f.fs.enable_verity(ino, o.fh, enable_request(None), root())),
@@ -614,14 +619,7 @@ fn enable_checks_signatures_like_the_kernel() {
         libc::EKEYREJECTED
     );
     assert_eq!(errno(f.fs.measure(ino)), libc::ENODATA, "still plain");
-    let mut sink = crate::merkle::NullSink;
-    let d = crate::merkle::build_tree(
-        &content.as_slice(),
-        &TreeParams::default(),
-        &mut sink,
-        Default::default(),
-    )
-    .expect("digest");
+    let d = descriptor_of(&content);
     let good = key.sign(d.algorithm(), &d.digest());
     f.fs.enable_verity(ino, r.fh, enable_request(Some(good.to_vec())), root())
         .expect("a trusted signature");
