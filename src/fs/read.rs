@@ -42,7 +42,9 @@ impl VerityFs {
         if let Some(verifier) = self.current_verifier(f)? {
             let (_in_flight, concurrent) = self.stats.begin_read(size);
             tracing::trace!(fh, offset, size, concurrent, "verified read");
-            if matches!(f.kind, HandleKind::Verity(_)) {
+            // Read-ahead is off by default: its per-handle bookkeeping then
+            // stays off the read path.
+            if self.read_ahead.enabled() && matches!(f.kind, HandleKind::Verity(_)) {
                 return self.read_verified_ahead(&handle, f, &verifier, offset, size);
             }
             return self.read_verified(f, &verifier, offset, size);

@@ -45,6 +45,11 @@ impl Budget {
         })
     }
 
+    /// Whether reads may be verified ahead at all (a budget above 0).
+    pub(crate) fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
     /// Bytes held now.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)

@@ -327,13 +327,7 @@ impl Verifier {
             .enumerate()
             .map(|(i, (buf, out))| {
                 let pos = base + (i * part * bs) as u64;
-                let got = read_full(data, buf, pos).map_err(data_err)?;
-                if got < buf.len() {
-                    return Err(VerifyError::Truncated {
-                        pos: pos + got as u64,
-                        data_size: self.geometry.data_size(),
-                    });
-                }
+                self.read_blocks(data, buf, pos, pos + buf.len() as u64)?;
                 self.hasher.hash_blocks(buf, bs, out);
                 Ok(())
             })
