@@ -124,9 +124,7 @@ impl TreeResolver {
         let geometry = descriptor.geometry();
         let tree: Arc<dyn TreeSource> = if geometry.tree_size() == 0 {
             Arc::new(Vec::<u8>::new())
-        } else if geometry.tree_size() == geometry.block_size() as u64
-            && descriptor.data_size() <= SMALL_FILE_MAX
-        {
+        } else if has_small_tree(descriptor) {
             Arc::new(SmallTree {
                 resolver: self.clone(),
                 descriptor: descriptor.clone(),
@@ -162,18 +160,8 @@ impl TreeResolver {
                 found,
             });
         }
-        let params = TreeParams::new(
-            vf.algorithm(),
-            u64::from(crate::format::DEFAULT_BLOCK_SIZE),
-            &[],
-        )
-        .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
-        let geometry = crate::format::TreeGeometry::new(
-            found,
-            params.log_block_size(),
-            params.algorithm().digest_size(),
-        )
-        .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
+        let (params, geometry) = digest_params(vf.algorithm(), found)
+            .map_err(|e| TreeUnavailable::Build(TreeError::Build(e.into())))?;
         let expected = *vf.digest();
         let check = |d: &Descriptor| match d.digest() == expected {
             true => Ok(()),
@@ -233,19 +221,12 @@ impl TreeResolver {
     /// now (no tree in the store, and not a small file, whose tree waits for a
     /// partial read).
     pub(crate) fn must_rebuild(&self, vf: &VerityFile) -> bool {
-        let (algorithm, digest, size) = (vf.algorithm(), vf.digest(), vf.data_size());
+        let (algorithm, digest) = (vf.algorithm(), vf.digest());
         let tree_size = match vf.descriptor() {
-            Some(d) => {
-                let g = d.geometry();
-                let small =
-                    g.tree_size() == g.block_size() as u64 && d.data_size() <= SMALL_FILE_MAX;
-                if small {
-                    return false;
-                }
-                g.tree_size()
-            }
-            None => match crate::format::TreeGeometry::new(size, 12, algorithm.digest_size()) {
-                Ok(g) => g.tree_size(),
+            Some(d) if has_small_tree(d) => return false,
+            Some(d) => d.geometry().tree_size(),
+            None => match digest_params(algorithm, vf.data_size()) {
+                Ok((_, g)) => g.tree_size(),
                 Err(_) => return false,
             },
         };
@@ -288,6 +269,27 @@ impl TreeSource for Unavailable {
     fn read_tree(&self, _buf: &mut [u8], _offset: u64) -> io::Result<usize> {
         Err(io::Error::other(self.0.to_string()))
     }
+}
+
+/// Whether `descriptor`'s file gets its one-block tree from its data when a
+/// partial read needs it ([`SmallTree`]) instead of from the store.
+fn has_small_tree(descriptor: &Descriptor) -> bool {
+    let g = descriptor.geometry();
+    g.tree_size() == g.block_size() as u64 && descriptor.data_size() <= SMALL_FILE_MAX
+}
+
+/// The parameters and geometry of a file known only by its digest and size:
+/// `algorithm`, 4096-byte blocks, no salt (as composefs uses).
+fn digest_params(
+    algorithm: crate::format::HashAlgorithm, size: u64,
+) -> Result<(TreeParams, crate::format::TreeGeometry), crate::format::FormatError> {
+    let params = TreeParams::new(algorithm, u64::from(crate::format::DEFAULT_BLOCK_SIZE), &[])?;
+    let geometry = crate::format::TreeGeometry::new(
+        size,
+        params.log_block_size(),
+        params.algorithm().digest_size(),
+    )?;
+    Ok((params, geometry))
 }
 
 /// The one-block tree of a small file, found when a partial read first needs
