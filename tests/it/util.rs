@@ -97,6 +97,20 @@ where
     }
 }
 
+/// `fsverity-fuse keygen --private PRIVATE --public PUBLIC`: an Ed25519 key
+/// pair, written by the tool under test.
+#[track_caller]
+pub(crate) fn keygen(private: &Path, public: &Path) {
+    run_bin([
+        OsStr::new("keygen"),
+        OsStr::new("--private"),
+        private.as_os_str(),
+        OsStr::new("--public"),
+        public.as_os_str(),
+    ])
+    .expect_success();
+}
+
 /// Runs `fsverity-fuse` with `args`.
 #[track_caller]
 pub(crate) fn run_bin<I, S>(args: I) -> Outcome

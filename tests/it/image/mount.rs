@@ -240,14 +240,7 @@ fn the_image_must_verify_before_the_mount_goes_live() {
 
     // A signature over the image's digest, by a trusted key.
     let (key, public) = (b.p("key.pem"), b.p("pub.pem"));
-    run_bin([
-        OsStr::new("keygen"),
-        OsStr::new("--private"),
-        key.as_os_str(),
-        OsStr::new("--public"),
-        public.as_os_str(),
-    ])
-    .expect_success();
+    util::keygen(&key, &public);
     let sig = b.p("image.sig");
     run_bin([
         OsStr::new("sign"),
@@ -285,14 +278,7 @@ fn the_image_must_verify_before_the_mount_goes_live() {
     drop(m);
     // Another key's trust does not do.
     let (k2, p2) = (b.p("k2.pem"), b.p("p2.pem"));
-    run_bin([
-        OsStr::new("keygen"),
-        OsStr::new("--private"),
-        k2.as_os_str(),
-        OsStr::new("--public"),
-        p2.as_os_str(),
-    ])
-    .expect_success();
+    util::keygen(&k2, &p2);
     fs::write(b.p("image"), &saved).expect("restore");
     assert!(
         b.refused(&[

@@ -13,7 +13,7 @@ use super::raw::read_verity_metadata;
 
 use super::tools::{Fsverity, errno, run_raw, scratch};
 use crate::mount::harness::require_fuse;
-use crate::util::{bin, random_bytes, run_bin};
+use crate::util::{self, bin, random_bytes, run_bin};
 
 /// `FS_VERITY_METADATA_TYPE_*` of include/uapi/linux/fsverity.h.
 const METADATA_TYPES: [(u64, &str); 3] = [(1, "merkle_tree"), (2, "descriptor"), (3, "signature")];
@@ -143,14 +143,7 @@ fn dump_metadata_signature_is_the_one_given() {
     let s = scratch();
     let keys = s.dir.path();
     let (private, public) = (keys.join("k.key"), keys.join("k.pem"));
-    run_bin([
-        OsStr::new("keygen"),
-        OsStr::new("--private"),
-        private.as_os_str(),
-        OsStr::new("--public"),
-        public.as_os_str(),
-    ])
-    .expect_success();
+    util::keygen(&private, &public);
     s.write("signed", &random_bytes(50_000, 40));
     s.write("unsigned", &random_bytes(50_000, 41));
     let sig = keys.join("signed.sig");

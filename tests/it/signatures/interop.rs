@@ -8,7 +8,7 @@ use super::{
 };
 use crate::ioctl::tools::{errno, fsverity_and_openssl, scratch};
 use crate::mount::harness::require_fuse;
-use crate::util::{random_bytes, read, run_bin};
+use crate::util::{self, random_bytes, read, run_bin};
 
 /// OpenSSL makes the key pair and signs the formatted digest fsverity-utils
 /// computes; `fsverity-fuse enable --signature` takes the signature (checked by
@@ -81,14 +81,7 @@ fn keygen_and_sign_interoperate_with_openssl() {
     };
     let dir = crate::util::temp_dir("keygen-openssl");
     let (private, public) = (dir.path().join("ours.key"), dir.path().join("ours.pem"));
-    run_bin([
-        OsStr::new("keygen"),
-        OsStr::new("--private"),
-        private.as_os_str(),
-        OsStr::new("--public"),
-        public.as_os_str(),
-    ])
-    .expect_success();
+    util::keygen(&private, &public);
     let derived = openssl.run([
         OsStr::new("pkey"),
         OsStr::new("-in"),
